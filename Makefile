@@ -1,0 +1,37 @@
+# Two commands on a fresh machine (Python 3.11 + pip):
+#   make repro   create .venv, install, register the kernel, run the whole study (dvc repro)
+#   make test    create .venv if needed, run the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+KERNEL := spinelib
+STAMP := $(VENV)/.installed
+
+export DVC_NO_ANALYTICS := 1
+export MPLBACKEND := Agg
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: repro test env kernel bench clean-results
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (spinelib)"
+	touch $(STAMP)
+
+kernel: $(STAMP)
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (spinelib)"
+
+repro: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+
+test: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/crops.py
+
+clean-results:
+	rm -rf results data/phantom data/crops

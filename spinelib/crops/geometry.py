@@ -1,0 +1,102 @@
+"""Pure crop geometry: boxes around a point, constant padding at borders, resizing.
+
+Convention: a box is given by how far it reaches from the point in pixels,
+``left``/``right`` along columns (x) and ``up``/``down`` along rows (y). The
+point ``(x, y)`` is rounded to the nearest pixel and lands at patch index
+``(up, left)``, so for a centred box of even size ``2r`` it sits at ``(r, r)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+
+@dataclass(frozen=True)
+class Box:
+    """Extent of a crop around a point, in pixels (multi-stage paper, Table 1)."""
+
+    left: int
+    right: int
+    up: int
+    down: int
+
+    @classmethod
+    def centred(cls, height: int, width: int) -> "Box":
+        """A box of ``height`` x ``width`` with the point at its centre."""
+        return cls(left=width // 2, right=width - width // 2, up=height // 2, down=height - height // 2)
+
+    @property
+    def height(self) -> int:
+        return self.up + self.down
+
+    @property
+    def width(self) -> int:
+        return self.left + self.right
+
+
+def crop_origin(x: float, y: float, box: Box) -> tuple[int, int]:
+    """Top-left (row0, col0) of the crop in image pixels (may be negative)."""
+    return int(round(y)) - box.up, int(round(x)) - box.left
+
+
+def crop_plane(image: np.ndarray, x: float, y: float, box: Box, fill: float = 0.0) -> np.ndarray:
+    """Crop ``image[..., H, W]`` around ``(x, y)``; outside the image is ``fill``.
+
+    Works on a single plane (H, W) or a stack (S, H, W): the same box on every slice.
+    """
+    row0, col0 = crop_origin(x, y, box)
+    height, width = image.shape[-2:]
+    out = np.full(image.shape[:-2] + (box.height, box.width), fill, dtype=image.dtype)
+    r_lo, r_hi = max(row0, 0), min(row0 + box.height, height)
+    c_lo, c_hi = max(col0, 0), min(col0 + box.width, width)
+    if r_lo < r_hi and c_lo < c_hi:
+        out[..., r_lo - row0 : r_hi - row0, c_lo - col0 : c_hi - col0] = image[..., r_lo:r_hi, c_lo:c_hi]
+    return out
+
+
+def slice_window(centre: int, n_slices: int, n_total: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of ``n_slices`` slices centred on ``centre`` and a mask of those inside ``[0, n_total)``.
+
+    For even ``n_slices`` the extra slice is taken after the centre.
+    """
+    first = centre - (n_slices - 1) // 2
+    index = np.arange(first, first + n_slices)
+    return index, (index >= 0) & (index < n_total)
+
+
+def crop_stack(volume: np.ndarray, centre: int, n_slices: int, x: float, y: float, box: Box,
+               fill: float = 0.0) -> tuple[np.ndarray, int]:
+    """Crop ``n_slices`` slices around slice ``centre`` of ``volume (S, H, W)``.
+
+    Slices beyond the volume are filled with ``fill``. Returns the stack and the
+    number of padded slices.
+    """
+    index, inside = slice_window(centre, n_slices, volume.shape[0])
+    out = np.full((n_slices, box.height, box.width), fill, dtype=volume.dtype)
+    out[inside] = crop_plane(volume[index[inside]], x, y, box, fill)
+    return out, int((~inside).sum())
+
+
+def resize_stack(stack: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize the last two axes to ``size`` (H, W) with bilinear interpolation.
+
+    Exact integer down-sampling uses a block mean (area average), which is what
+    a radiologist's viewer shows and is faster than interpolation.
+    """
+    height, width = stack.shape[-2:]
+    if (height, width) == tuple(size):
+        return stack
+    if height % size[0] == 0 and width % size[1] == 0:
+        fh, fw = height // size[0], width // size[1]
+        blocks = stack.reshape(stack.shape[:-2] + (size[0], fh, size[1], fw))
+        return blocks.mean(axis=(-3, -1), dtype=np.float32).astype(stack.dtype, copy=False)
+    zoom = [1.0] * (stack.ndim - 2) + [size[0] / height, size[1] / width]
+    return ndimage.zoom(stack, zoom, order=1, grid_mode=True, mode="nearest").astype(stack.dtype, copy=False)
+
+
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """Map normalised intensities in [0, 1] to 0..255 (the contrastive paper stores 8-bit ROIs)."""
+    return np.clip(np.rint(pixels * 255.0), 0, 255).astype(np.uint8)

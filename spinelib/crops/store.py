@@ -1,0 +1,61 @@
+"""The crop store: one uint8 ``.npy`` array per crop kind plus an index table.
+
+``<root>/<kind>.npy`` holds every planned crop of that kind (N, ...), and
+``<root>/<kind>.csv`` one row per crop: study, condition, level, split, grade,
+the crop geometry, and ``status`` ("ok" or why the crop could not be made;
+such rows keep an all-zero array so row ``i`` of the index is always row ``i``
+of the array). Arrays are read memory-mapped, so a training loop touches only
+the crops it uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+KINDS: tuple[str, ...] = ("roi", "volume", "bag_scs", "bag_nfn", "bag_ss")
+
+
+def allocate(root: Path, kind: str, shape: tuple[int, ...]) -> np.memmap:
+    """Create ``<root>/<kind>.npy`` as a zero-filled uint8 array of ``shape``."""
+    root.mkdir(parents=True, exist_ok=True)
+    return np.lib.format.open_memmap(root / f"{kind}.npy", mode="w+", dtype=np.uint8, shape=shape)
+
+
+@dataclass(frozen=True)
+class CropStore:
+    """Read access to a crop store written by :func:`spinelib.crops.extract.extract_crops`."""
+
+    root: Path
+
+    def kinds(self) -> list[str]:
+        return [k for k in KINDS if (self.root / f"{k}.csv").exists()]
+
+    def index(self, kind: str) -> pd.DataFrame:
+        path = self.root / f"{kind}.csv"
+        if not path.exists():
+            raise FileNotFoundError(f"no crop index {path}; run the crop stage (notebook 01) first")
+        return pd.read_csv(path, dtype={"grade": "string"}, keep_default_na=True)
+
+    def array(self, kind: str) -> np.ndarray:
+        return np.load(self.root / f"{kind}.npy", mmap_mode="r")
+
+    def load(self, kind: str, *, split: str | None = None, condition: str | None = None,
+             split_column: str = "split") -> tuple[np.ndarray, pd.DataFrame]:
+        """Crops of ``kind`` with status ok, optionally of one split and condition."""
+        index = self.index(kind)
+        keep = index["status"] == "ok"
+        if split is not None:
+            keep &= index[split_column] == split
+        if condition is not None:
+            keep &= index["condition"] == condition
+        rows = np.flatnonzero(keep.to_numpy())
+        return np.asarray(self.array(kind)[rows]), index.iloc[rows].reset_index(drop=True)
+
+
+def open_store(root: Path | str) -> CropStore:
+    """Open the crop store at ``root``."""
+    return CropStore(Path(root))

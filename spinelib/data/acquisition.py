@@ -1,0 +1,46 @@
+"""Acquisition settings per series, read from one DICOM header of each series."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pydicom
+from tqdm.auto import tqdm
+
+from spinelib.data.rsna import series_dir
+
+HEADER_FIELDS: dict[str, str] = {
+    "InstitutionName": "centre",
+    "MagneticFieldStrength": "field_strength",
+    "Rows": "rows",
+    "Columns": "columns",
+    "SliceThickness": "slice_thickness",
+    "SpacingBetweenSlices": "slice_spacing",
+}
+
+
+def series_headers(root: Path, series: pd.DataFrame, split: str = "train", progress: bool = True) -> pd.DataFrame:
+    """One row per series: centre, field strength, matrix, pixel spacing, slice count, thickness.
+
+    Reads the header (no pixel data) of one file per series; a series folder
+    that is missing or holds no DICOM gets empty fields.
+    """
+    rows = []
+    for rec in tqdm(series.to_dict("records"), desc="headers", unit="series", disable=not progress):
+        folder = series_dir(root, rec["study_id"], rec["series_id"], split)
+        files = sorted(folder.glob("*.dcm")) if folder.is_dir() else []
+        row = {**rec, "slices": len(files)}
+        if files:
+            ds = pydicom.dcmread(files[len(files) // 2], stop_before_pixels=True)
+            row.update({name: ds.get(tag) for tag, name in HEADER_FIELDS.items()})
+            spacing = ds.get("PixelSpacing")
+            row["pixel_spacing"] = float(spacing[0]) if spacing else None
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    for col in ("field_strength", "slice_thickness", "slice_spacing", "pixel_spacing"):
+        if col in table:
+            table[col] = pd.to_numeric(table[col], errors="coerce")
+    if "centre" in table:
+        table["centre"] = table["centre"].astype("string").fillna("unknown")
+    return table

@@ -1,0 +1,350 @@
+"""DICOM series loader: one pass over the files, slices in patient-geometry order.
+
+Geometry follows DICOM (PS3.3 C.7.6.2): ``ImageOrientationPatient`` holds the
+row direction cosines ``r`` (the direction of increasing column index) and then
+the column direction cosines ``c`` (increasing row index); ``PixelSpacing`` is
+(row spacing, column spacing). A pixel (row, col) of a slice with position
+``p`` lies at
+
+    P = p + col * spacing[1] * r + row * spacing[0] * c
+
+and slices are ordered by ``dot(p, n)`` with ``n = r x c`` (never by file name
+or InstanceNumber, which do not always follow position).
+
+Compressed transfer syntaxes decode through pydicom's pixel-data plugins
+(pylibjpeg, pylibjpeg-openjpeg, pylibjpeg-libjpeg, pylibjpeg-rle, pyjpegls).
+A file that cannot be read is reported as a :class:`ReadFailure` and skipped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from tqdm.auto import tqdm
+
+# Target sample size for percentile estimates in ``normalise_intensity``.
+_PERCENTILE_SAMPLES = 1 << 18
+
+
+@dataclass(frozen=True)
+class ReadFailure:
+    """One file that was skipped, and why."""
+
+    path: str
+    reason: str
+
+
+class InstanceReadError(ValueError):
+    """One DICOM file could not be read or decoded; ``reason`` says why."""
+
+    def __init__(self, path: Path | str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+class SeriesReadError(RuntimeError):
+    """No slice of a series could be read."""
+
+
+# --------------------------------------------------------------------------
+# One file.
+# --------------------------------------------------------------------------
+
+def _floats(ds: pydicom.Dataset, keyword: str, size: int) -> np.ndarray:
+    value = ds.get(keyword)
+    if value is None:
+        return np.full(size, np.nan)
+    items = value if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value]
+    values = np.asarray([float(v) for v in items], dtype=np.float64)
+    return values if values.size == size else np.full(size, np.nan)
+
+
+def _optional_float(ds: pydicom.Dataset, keyword: str, default: float = np.nan) -> float:
+    value = ds.get(keyword)
+    return default if value in (None, "") else float(value)
+
+
+def _header(ds: pydicom.Dataset) -> dict:
+    instance = ds.get("InstanceNumber")
+    return {
+        "instance_number": None if instance in (None, "") else int(instance),
+        "position": _floats(ds, "ImagePositionPatient", 3),
+        "orientation": _floats(ds, "ImageOrientationPatient", 6),
+        "pixel_spacing": _floats(ds, "PixelSpacing", 2),
+        "slice_thickness": _optional_float(ds, "SliceThickness"),
+        "spacing_between_slices": _optional_float(ds, "SpacingBetweenSlices"),
+        "rows": int(ds.get("Rows", 0) or 0),
+        "columns": int(ds.get("Columns", 0) or 0),
+        "series_description": str(ds.get("SeriesDescription", "")),
+        "series_instance_uid": str(ds.get("SeriesInstanceUID", "")),
+        "photometric_interpretation": str(ds.get("PhotometricInterpretation", "")),
+        "rescale_slope": _optional_float(ds, "RescaleSlope", 1.0),
+        "rescale_intercept": _optional_float(ds, "RescaleIntercept", 0.0),
+        "transfer_syntax": str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "")),
+    }
+
+
+def _dcmread(path: Path, *, stop_before_pixels: bool) -> pydicom.Dataset:
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # pydicom raises many types; re-raised with the reason
+        raise InstanceReadError(path, f"unreadable DICOM ({type(exc).__name__}: {exc})") from exc
+
+
+def read_header(path: Path) -> dict:
+    """The header fields of :func:`read_instance` without touching pixel data."""
+    path = Path(path)
+    ds = _dcmread(path, stop_before_pixels=True)
+    try:
+        return _header(ds)
+    except (TypeError, ValueError) as exc:
+        raise InstanceReadError(path, f"malformed header ({exc})") from exc
+
+
+def read_instance(path: Path) -> tuple[dict, np.ndarray]:
+    """Header dict and the decoded 2-D pixels (float32, rescale slope/intercept applied).
+
+    Raises :class:`InstanceReadError` (a ``ValueError``) with the reason for a
+    truncated, unreadable or undecodable file.
+    """
+    path = Path(path)
+    ds = _dcmread(path, stop_before_pixels=False)
+    try:
+        header = _header(ds)
+    except (TypeError, ValueError) as exc:
+        raise InstanceReadError(path, f"malformed header ({exc})") from exc
+    if "PixelData" not in ds:
+        raise InstanceReadError(path, "no pixel data (file truncated before PixelData?)")
+    try:
+        stored = ds.pixel_array
+    except Exception as exc:  # decoder plugins raise many types; re-raised with the reason
+        raise InstanceReadError(
+            path, f"pixel data not decodable ({type(exc).__name__}: {exc}; "
+                  f"transfer syntax {header['transfer_syntax'] or 'unknown'})") from exc
+    if stored.ndim != 2:
+        raise InstanceReadError(path, f"expected one greyscale frame, got pixel array of shape {stored.shape}")
+    pixels = stored.astype(np.float32)
+    if header["rescale_slope"] != 1.0:
+        pixels *= np.float32(header["rescale_slope"])
+    if header["rescale_intercept"] != 0.0:
+        pixels += np.float32(header["rescale_intercept"])
+    return header, pixels
+
+
+# --------------------------------------------------------------------------
+# Intensities.
+# --------------------------------------------------------------------------
+
+def normalise_intensity(pixels: np.ndarray, lower: float = 1.0, upper: float = 99.0) -> np.ndarray:
+    """Window ``pixels`` to [0, 1] between its ``lower`` and ``upper`` percentiles.
+
+    ``out = clip((pixels - q_lower) / (q_upper - q_lower), 0, 1)``; the
+    percentiles come from an odd-strided subsample of about 2**18 values, so
+    the cost is one pass over the array whatever its size. A constant image
+    maps to zeros. Returns a new float32 array.
+    """
+    return _normalise_in_place(np.array(pixels, dtype=np.float32), lower, upper)
+
+
+def _normalise_in_place(out: np.ndarray, lower: float, upper: float) -> np.ndarray:
+    flat = out.reshape(-1)
+    stride = max(1, flat.size // _PERCENTILE_SAMPLES) | 1  # odd: does not alias with even widths
+    low, high = np.percentile(flat[::stride], [lower, upper])
+    if not high > low:
+        out.fill(0.0)
+        return out
+    out -= np.float32(low)
+    out *= np.float32(1.0 / (high - low))
+    np.clip(out, 0.0, 1.0, out=out)
+    return out
+
+
+# --------------------------------------------------------------------------
+# A series.
+# --------------------------------------------------------------------------
+
+@dataclass
+class Volume:
+    """A series as a volume in patient-geometry order (see the module docstring)."""
+
+    pixels: np.ndarray
+    instance_numbers: np.ndarray
+    positions: np.ndarray
+    orientation: np.ndarray
+    pixel_spacing: np.ndarray
+    slice_spacing: float
+    series_dir: Path
+    failures: list[ReadFailure] = field(default_factory=list)
+    # (S, 6) orientation of every slice: axial series may hold blocks of slices
+    # with different orientations. None means every slice has ``orientation``.
+    orientations: np.ndarray | None = None
+
+    @property
+    def normal(self) -> np.ndarray:
+        """Slice normal ``n = r x c`` of the first slice."""
+        return np.cross(self.orientation[:3], self.orientation[3:])
+
+    def _orientation(self, index: int) -> np.ndarray:
+        return self.orientation if self.orientations is None else self.orientations[index]
+
+    def index_of(self, instance_number: int) -> int:
+        """Position in the sorted volume of the slice with this InstanceNumber."""
+        hits = np.flatnonzero(self.instance_numbers == int(instance_number))
+        if hits.size == 0:
+            raise KeyError(f"instance {instance_number} is not in series {self.series_dir}")
+        return int(hits[0])
+
+    def voxel(self, instance_number: int, x: float, y: float) -> tuple[int, float, float]:
+        """(slice index, row, col) of pixel coordinate (x=col, y=row) on an instance."""
+        index = self.index_of(instance_number)
+        height, width = self.pixels.shape[1:]
+        if not (0.0 <= x < width and 0.0 <= y < height):
+            raise ValueError(f"(x={x}, y={y}) is outside the {height}x{width} image of instance "
+                             f"{instance_number} in {self.series_dir}")
+        return index, float(y), float(x)
+
+    def to_patient(self, index: int, row: float, col: float) -> np.ndarray:
+        """Patient-space position (mm) of (row, col) on slice ``index``."""
+        orientation = self._orientation(index)
+        row_spacing, col_spacing = self.pixel_spacing
+        return (self.positions[index]
+                + col * col_spacing * orientation[:3]
+                + row * row_spacing * orientation[3:])
+
+    def from_patient(self, point: np.ndarray) -> tuple[float, float, float]:
+        """Continuous (slice index, row, col) of a patient-space point.
+
+        The slice index interpolates the slices' positions along the normal
+        (extrapolating by ``slice_spacing`` beyond the ends); row and col are
+        the projection on the nearest slice's plane.
+        """
+        point = np.asarray(point, dtype=np.float64)
+        normal = self.normal
+        along = self.positions @ normal
+        target = float(point @ normal)
+        last = len(along) - 1
+        spacing = self.slice_spacing if np.isfinite(self.slice_spacing) and self.slice_spacing > 0 else 1.0
+        if target <= along[0]:
+            index = (target - along[0]) / spacing
+        elif target >= along[last]:
+            index = last + (target - along[last]) / spacing
+        else:
+            index = float(np.interp(target, along, np.arange(len(along), dtype=np.float64)))
+        nearest = int(np.argmin(np.abs(along - target)))
+        orientation = self._orientation(nearest)
+        delta = point - self.positions[nearest]
+        row_spacing, col_spacing = self.pixel_spacing
+        col = float(delta @ orientation[:3]) / col_spacing
+        row = float(delta @ orientation[3:]) / row_spacing
+        return index, row, col
+
+
+def _geometry_failure(header: dict) -> str | None:
+    if np.isnan(header["position"]).any():
+        return "no usable ImagePositionPatient"
+    if np.isnan(header["orientation"]).any():
+        return "no usable ImageOrientationPatient"
+    if np.isnan(header["pixel_spacing"]).any():
+        return "no usable PixelSpacing"
+    if header["instance_number"] is None:
+        return "no InstanceNumber"
+    return None
+
+
+def _sort_order(positions: np.ndarray, orientations: np.ndarray, instances: np.ndarray) -> np.ndarray:
+    """Order slices by position along the mean (sign-aligned) slice normal."""
+    normals = np.cross(orientations[:, :3], orientations[:, 3:])
+    signs = np.where(normals @ normals[0] < 0, -1.0, 1.0)
+    normal = (normals * signs[:, None]).mean(axis=0)
+    along = positions @ normal
+    return np.lexsort((instances, along))
+
+
+def read_series(
+    series_dir: Path,
+    *,
+    normalise: tuple[float, float] | None = (1.0, 99.0),
+    progress: bool = False,
+) -> Volume:
+    """Read every ``*.dcm`` of a series folder once into a :class:`Volume`.
+
+    Slices are sorted by ``ImagePositionPatient`` projected on the slice
+    normal. Unreadable files, files without geometry, and slices whose matrix
+    differs from the series' most common one are skipped and listed in
+    ``Volume.failures``. ``normalise=(lower, upper)`` windows the whole series
+    with :func:`normalise_intensity`; ``None`` keeps rescaled intensities.
+    Raises :class:`SeriesReadError` when no slice is usable.
+    """
+    series_dir = Path(series_dir)
+    if not series_dir.is_dir():
+        raise SeriesReadError(f"{series_dir}: series folder not found")
+    paths = sorted(series_dir.glob("*.dcm"))
+    if not paths:
+        raise SeriesReadError(f"{series_dir}: no .dcm files")
+
+    failures: list[ReadFailure] = []
+    headers: list[dict] = []
+    images: list[np.ndarray] = []
+    for path in tqdm(paths, desc=series_dir.name, disable=not progress, leave=False):
+        try:
+            header, image = read_instance(path)
+        except (InstanceReadError, OSError) as exc:
+            failures.append(ReadFailure(str(path), getattr(exc, "reason", str(exc))))
+            continue
+        reason = _geometry_failure(header)
+        if reason is not None:
+            failures.append(ReadFailure(str(path), reason))
+            continue
+        header["path"] = str(path)
+        headers.append(header)
+        images.append(image)
+
+    if images:
+        majority, _ = Counter(image.shape for image in images).most_common(1)[0]
+        keep = [image.shape == majority for image in images]
+        for header, image, kept in zip(headers, images, keep):
+            if not kept:
+                failures.append(ReadFailure(header["path"], f"matrix {image.shape[0]}x{image.shape[1]} "
+                                            f"differs from the series' {majority[0]}x{majority[1]}"))
+        headers = [h for h, k in zip(headers, keep) if k]
+        images = [i for i, k in zip(images, keep) if k]
+    if not images:
+        reasons = "; ".join(f"{Path(f.path).name}: {f.reason}" for f in failures)
+        raise SeriesReadError(f"{series_dir}: no readable slice ({reasons})")
+
+    positions = np.stack([h["position"] for h in headers])
+    orientations = np.stack([h["orientation"] for h in headers])
+    instances = np.asarray([h["instance_number"] for h in headers], dtype=np.int64)
+    order = _sort_order(positions, orientations, instances)
+    positions, orientations, instances = positions[order], orientations[order], instances[order]
+    pixels = np.stack([images[i] for i in order])
+    if normalise is not None:
+        pixels = _normalise_in_place(pixels, *normalise)  # ``pixels`` is ours: no copy
+
+    first = headers[order[0]]
+    normal = np.cross(orientations[0, :3], orientations[0, 3:])
+    gaps = np.abs(np.diff(positions @ normal))
+    if gaps.size:
+        slice_spacing = float(np.median(gaps))
+    else:
+        fallback = first["spacing_between_slices"]
+        slice_spacing = float(fallback if np.isfinite(fallback) else first["slice_thickness"])
+    same = np.allclose(orientations, orientations[0], atol=1e-4)
+    return Volume(
+        pixels=pixels,
+        instance_numbers=instances,
+        positions=positions,
+        orientation=orientations[0].copy(),
+        pixel_spacing=first["pixel_spacing"].copy(),
+        slice_spacing=slice_spacing,
+        series_dir=series_dir,
+        failures=failures,
+        orientations=None if same else orientations,
+    )

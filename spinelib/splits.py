@@ -1,0 +1,90 @@
+"""Train / validation / test splits at patient or disc level, stratified by grade.
+
+Patient level (the default) keeps every disc of a study in one split, so no
+patient's anatomy is seen in training and evaluation alike. Disc level (the
+contrastive paper's choice) treats each (study, level) as a unit; it leaks
+patient anatomy across splits and is offered to measure that effect.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
+def _check_fractions(fractions: Sequence[float]) -> np.ndarray:
+    frac = np.asarray(fractions, dtype=float)
+    if frac.shape != (3,) or (frac < 0).any() or not np.isclose(frac.sum(), 1.0):
+        raise ValueError(f"split fractions must be three non-negative numbers summing to 1, got {list(fractions)}")
+    return frac
+
+
+def stratified_assign(strata: pd.Series, fractions: Sequence[float], seed: int) -> pd.Series:
+    """Assign each unit (the index of ``strata``) to train/val/test.
+
+    Units are taken in index order (callers sort it). Within each stratum they are shuffled by a generator seeded with
+    ``seed`` and cut at the cumulative fractions (largest-remainder rounding),
+    so every split keeps the stratum proportions and the result is deterministic.
+    """
+    frac = _check_fractions(fractions)
+    rng = np.random.default_rng(seed)
+    keys = strata.fillna(-1).to_numpy()
+    out = np.empty(len(strata), dtype=object)
+    for stratum in sorted(set(keys.tolist()), key=str):
+        units = np.flatnonzero(keys == stratum)  # positions, in index order
+        rng.shuffle(units)
+        counts = np.floor(frac * len(units)).astype(int)
+        remainder = frac * len(units) - counts
+        for i in np.argsort(-remainder, kind="stable")[: len(units) - counts.sum()]:
+            counts[i] += 1
+        for name, part in zip(SPLITS, np.split(units, np.cumsum(counts)[:-1])):
+            out[part] = name
+    return pd.Series(out, index=strata.index)
+
+
+def worst_grade(labels: pd.DataFrame, conditions: Sequence[str]) -> pd.Series:
+    """Each study's worst grade index over ``conditions`` (missing grades ignored, -1 if none)."""
+    sub = labels[labels["condition"].isin(conditions)]
+    worst = sub.groupby("study_id")["grade_index"].max()
+    studies = pd.Index(sorted(labels["study_id"].unique()), name="study_id")
+    return worst.reindex(studies).fillna(-1).astype(int)
+
+
+def patient_split(labels: pd.DataFrame, conditions: Sequence[str], fractions: Sequence[float], seed: int) -> pd.Series:
+    """Split studies (patients), stratified by each study's worst grade over ``conditions``.
+
+    Returns a Series indexed by study_id with values train/val/test.
+    """
+    return stratified_assign(worst_grade(labels, conditions), fractions, seed).rename("split")
+
+
+def disc_split(labels: pd.DataFrame, condition: str, fractions: Sequence[float], seed: int) -> pd.Series:
+    """Split discs (study, level) independently, stratified by the grade of ``condition``.
+
+    Returns a Series indexed by (study_id, level). Discs of one patient can land
+    in different splits: this is the contrastive paper's protocol, not leak-free.
+    """
+    sub = labels[labels["condition"] == condition].set_index(["study_id", "level"]).sort_index()
+    strata = sub["grade_index"].fillna(-1).astype(int)
+    return stratified_assign(strata, fractions, seed).rename("split")
+
+
+def assign_splits(labels: pd.DataFrame, conditions: Sequence[str], disc_condition: str,
+                  fractions: Sequence[float], seed: int) -> pd.DataFrame:
+    """One row per disc (study_id, level) with both ``split_patient`` and ``split_disc``."""
+    discs = labels[["study_id", "level"]].drop_duplicates().sort_values(["study_id", "level"])
+    by_patient = patient_split(labels, conditions, fractions, seed)
+    by_disc = disc_split(labels, disc_condition, fractions, seed)
+    discs["split_patient"] = discs["study_id"].map(by_patient)
+    discs = discs.merge(by_disc.rename("split_disc").reset_index(), on=["study_id", "level"], how="left")
+    return discs.reset_index(drop=True)
+
+
+def shared_patients(discs: pd.DataFrame, split_column: str) -> pd.Index:
+    """Studies (patients) whose discs fall in more than one split under ``split_column``: the leak."""
+    n_splits = discs.dropna(subset=[split_column]).groupby("study_id")[split_column].nunique()
+    return n_splits.index[n_splits > 1]

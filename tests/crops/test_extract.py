@@ -1,0 +1,88 @@
+"""Crop extraction over a tiny cohort: geometry, bad input, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spinelib.crops import open_store
+from spinelib.crops.extract import extract_crops
+from spinelib.crops.geometry import to_uint8
+from spinelib.crops.plan import CropConfig
+from spinelib.data.dicom import read_series
+from spinelib.data.rsna import series_dir
+
+SMALL = CropConfig(roi_size=(8, 8), volume_slices=3, volume_crop=(8, 16), volume_size=(4, 8), bag_slices=3,
+                   bag_scale=0.5, bag_ranges={
+                       "spinal_canal_stenosis": (6, 2, 4, 4),
+                       "left_neural_foraminal_narrowing": (6, 4, 2, 2),
+                       "right_neural_foraminal_narrowing": (6, 4, 2, 2),
+                       "left_subarticular_stenosis": (4, 8, 6, 6),
+                       "right_subarticular_stenosis": (8, 4, 6, 6)})
+
+
+@pytest.fixture
+def cohort(tmp_path, rsna):
+    root = rsna.write_csvs(tmp_path / "rsna")
+    rsna.write_images(root)
+    return root
+
+
+def test_roi_centre_is_the_annotated_pixel(cohort, tmp_path):
+    extract_crops(cohort, tmp_path / "crops", SMALL, fractions=(0.5, 0.5, 0.0), progress=False)
+    rois, index = open_store(tmp_path / "crops").load("roi")
+    assert len(rois) == 6
+    for roi, row in zip(rois, index.itertuples()):
+        volume = read_series(series_dir(cohort, row.study_id, row.series_id))
+        k = volume.index_of(row.instance_number)
+        expected = to_uint8(volume.pixels[k, int(round(row.y)), int(round(row.x))])
+        assert roi[4, 4] == expected, (row.study_id, row.condition, row.level)
+        assert (row.row0, row.col0) == (round(row.y) - 4, round(row.x) - 4)
+
+
+def test_volumes_project_the_disc_centre_into_t1(cohort, tmp_path):
+    extract_crops(cohort, tmp_path / "crops", SMALL, fractions=(0.5, 0.5, 0.0), progress=False)
+    index = open_store(tmp_path / "crops").index("volume")
+    ok = index[index["status"] == "ok"]
+    # study 1001 L4/L5: spinal canal on T2 series 11, instance 2; T1 series 12 shares the geometry
+    t2 = ok[(ok["study_id"] == 1001) & (ok["level"] == "l4_l5") & (ok["series_description"] == "Sagittal T2/STIR")]
+    t1 = ok[(ok["study_id"] == 1001) & (ok["level"] == "l4_l5") & (ok["series_description"] == "Sagittal T1")]
+    assert len(t2) == len(t1) == 1
+    assert t1["slice_index"].item() == t2["slice_index"].item()
+    assert t1["x"].item() == pytest.approx(12.5) and t1["y"].item() == pytest.approx(20.0)
+    assert {1001, 1002} == set(ok["study_id"])
+
+
+def test_bad_input_is_logged_and_the_cohort_goes_on(tmp_path, rsna):
+    coordinates = rsna.COORDINATES + [
+        (1002, 21, 9, "Spinal Canal Stenosis", "L1/L2", 10.0, 10.0),   # no instance 9
+        (1002, 21, 2, "Spinal Canal Stenosis", "L2/L3", 400.0, 10.0),  # outside the 32 x 32 image
+    ]
+    root = rsna.write_csvs(tmp_path / "rsna", coordinates=coordinates)
+    rsna.write_images(root)
+    truncated = series_dir(root, 1001, 13) / "2.dcm"
+    truncated.write_bytes(truncated.read_bytes()[:400])
+    summary = extract_crops(root, tmp_path / "crops", SMALL, fractions=(0.5, 0.5, 0.0), progress=False)
+    log = pd.read_csv(tmp_path / "crops" / "crop_log.csv")
+    roi_log = log[log["kind"] == "roi"]
+    reasons = " | ".join(roi_log["reason"])
+    assert len(roi_log) == 3, reasons
+    assert "9" in reasons and "outside" in reasons
+    failures = pd.read_csv(tmp_path / "crops" / "read_failures.csv")
+    assert failures["path"].str.endswith("2.dcm").any()
+    assert summary["kinds"]["roi"]["ok"] == 5
+    labels_without_coordinate = log[log["kind"] == "label"]
+    assert (labels_without_coordinate["reason"].str.contains("no Axial T2 series")).any()  # study 1002 lacks axial
+
+
+def test_extraction_is_deterministic_and_leak_free(cohort, tmp_path):
+    for run in ("a", "b"):
+        extract_crops(cohort, tmp_path / run, SMALL, fractions=(0.5, 0.5, 0.0), seed=3, workers=1 + (run == "b"),
+                      progress=False)
+    a, b = open_store(tmp_path / "a"), open_store(tmp_path / "b")
+    for kind in a.kinds():
+        np.testing.assert_array_equal(a.array(kind), b.array(kind))
+        pd.testing.assert_frame_equal(a.index(kind), b.index(kind))
+    index = a.index("roi")
+    assert (index.groupby("study_id")["split_patient"].nunique() == 1).all()

@@ -1,0 +1,163 @@
+"""The DICOM loader: geometric order, transfer syntaxes, failures, voxel mapping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydicom.pixels import get_encoder
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLSLossless,
+    RLELossless,
+)
+
+from spinelib.data.dicom import (
+    InstanceReadError,
+    SeriesReadError,
+    normalise_intensity,
+    read_header,
+    read_instance,
+    read_series,
+)
+
+
+def test_slices_sorted_by_position_not_name_or_instance(sagittal_series, rsna):
+    folder, instances, positions = sagittal_series
+    volume = read_series(folder, normalise=None)
+    assert volume.pixels.shape == (6, 32, 32) and volume.pixels.dtype == np.float32
+    np.testing.assert_array_equal(volume.instance_numbers, instances)
+    np.testing.assert_allclose(volume.positions, positions)
+    for k in range(6):
+        np.testing.assert_array_equal(volume.pixels[k], rsna.slice_pixels(k))
+    np.testing.assert_allclose(volume.orientation, rsna.SAGITTAL_IOP)
+    np.testing.assert_allclose(volume.pixel_spacing, [0.5, 0.75])
+    np.testing.assert_allclose(volume.normal, [-1.0, 0.0, 0.0])
+    assert volume.slice_spacing == pytest.approx(3.5)
+    assert volume.failures == []
+    assert volume.instance_numbers.dtype == np.int64
+
+
+def test_series_is_normalised_to_unit_range(sagittal_series):
+    folder, _, _ = sagittal_series
+    volume = read_series(folder)
+    assert volume.pixels.dtype == np.float32
+    assert volume.pixels.min() == 0.0 and volume.pixels.max() == 1.0
+    # order is kept: later slices hold larger raw values
+    means = volume.pixels.mean(axis=(1, 2))
+    assert np.all(np.diff(means) > 0)
+
+
+def _encoder_or_skip(uid):
+    if uid in (ExplicitVRLittleEndian, DeflatedExplicitVRLittleEndian):
+        return
+    encoder = get_encoder(uid)
+    if not encoder.is_available:
+        pytest.skip(f"no {uid.name} encoder: {encoder.missing_dependencies}")
+
+
+@pytest.mark.parametrize(
+    "syntax",
+    [ExplicitVRLittleEndian, RLELossless, JPEGLSLossless, JPEG2000Lossless, DeflatedExplicitVRLittleEndian],
+    ids=["explicit-le", "rle", "jpeg-ls", "jpeg2000", "deflated"],
+)
+def test_transfer_syntaxes_decode_to_the_same_pixels(tmp_path, rsna, syntax):
+    _encoder_or_skip(syntax)
+    pixels = rsna.slice_pixels(3, shape=(32, 40))  # J2K needs >= 32 px for its 6 resolutions
+    path = rsna.write_dicom(tmp_path / "1.dcm", pixels, instance_number=1, position=(0, 0, 0),
+                            transfer_syntax=syntax)
+    header, decoded = read_instance(path)
+    assert header["transfer_syntax"] == syntax
+    assert (header["rows"], header["columns"]) == (32, 40)
+    np.testing.assert_array_equal(decoded, pixels.astype(np.float32))
+
+
+def test_compressed_series_reads_like_uncompressed(tmp_path, rsna):
+    _encoder_or_skip(JPEG2000Lossless)
+    for k, syntax in enumerate([JPEG2000Lossless, RLELossless, ExplicitVRLittleEndian]):
+        rsna.write_dicom(tmp_path / f"{k + 1}.dcm", rsna.slice_pixels(k), instance_number=k + 1,
+                         position=(-2.0 * k, 0, 0), transfer_syntax=syntax)
+    volume = read_series(tmp_path, normalise=None)
+    for k in range(3):
+        np.testing.assert_array_equal(volume.pixels[k], rsna.slice_pixels(k))
+
+
+def test_rescale_slope_and_intercept_are_applied(tmp_path, rsna):
+    pixels = rsna.slice_pixels(0, shape=(4, 4))
+    path = rsna.write_dicom(tmp_path / "1.dcm", pixels, instance_number=1, position=(0, 0, 0), rescale=(2.0, -5.0))
+    _, decoded = read_instance(path)
+    np.testing.assert_allclose(decoded, 2.0 * pixels - 5.0)
+
+
+def test_truncated_and_garbage_files_are_reported_and_skipped(sagittal_series):
+    folder, instances, _ = sagittal_series
+    truncated = folder / "8.dcm"
+    data = truncated.read_bytes()
+    truncated.write_bytes(data[: len(data) - 300])
+    garbage = folder / "99.dcm"
+    garbage.write_bytes(b"not a dicom file at all")
+    volume = read_series(folder, normalise=None)
+    assert {f.path for f in volume.failures} == {str(truncated), str(garbage)}
+    reasons = {f.path: f.reason for f in volume.failures}
+    assert "pixel data" in reasons[str(truncated)]
+    assert "unreadable" in reasons[str(garbage)]
+    np.testing.assert_array_equal(volume.instance_numbers, [i for i in instances if i != 8])
+    with pytest.raises(InstanceReadError, match="8.dcm"):
+        read_instance(truncated)
+    assert read_header(truncated)["instance_number"] == 8  # the header alone is intact
+
+
+def test_slice_with_other_matrix_is_skipped(sagittal_series, rsna):
+    folder, _, _ = sagittal_series
+    odd = rsna.write_dicom(folder / "50.dcm", rsna.slice_pixels(0, shape=(16, 32)), instance_number=50,
+                           position=(100.0, 0, 0))
+    volume = read_series(folder)
+    assert volume.pixels.shape == (6, 32, 32)
+    assert [f.path for f in volume.failures] == [str(odd)]
+    assert "16x32" in volume.failures[0].reason and "32x32" in volume.failures[0].reason
+
+
+def test_no_readable_slice_raises_with_folder_and_reasons(tmp_path):
+    (tmp_path / "1.dcm").write_bytes(b"junk")
+    with pytest.raises(SeriesReadError, match=r"no readable slice.*1\.dcm: unreadable"):
+        read_series(tmp_path)
+    with pytest.raises(SeriesReadError, match="not found"):
+        read_series(tmp_path / "absent")
+
+
+def test_voxel_maps_instance_and_pixel_coordinate(sagittal_series):
+    folder, _, _ = sagittal_series
+    volume = read_series(folder)
+    assert volume.voxel(8, x=3.0, y=7.5) == (2, 7.5, 3.0)
+    with pytest.raises(ValueError, match="outside"):
+        volume.voxel(8, x=32.0, y=1.0)
+    with pytest.raises(KeyError, match=r"instance 7 .*series"):
+        volume.index_of(7)
+
+
+def test_patient_space_round_trip(sagittal_series):
+    folder, _, positions = sagittal_series
+    volume = read_series(folder)
+    # slice 2, row 4, col 2: p + 2 * 0.75 * (0, 1, 0) + 4 * 0.5 * (0, 0, -1)
+    point = volume.to_patient(2, row=4.0, col=2.0)
+    np.testing.assert_allclose(point, positions[2] + [0.0, 1.5, -2.0])
+    assert volume.from_patient(point) == pytest.approx((2.0, 4.0, 2.0))
+    index, row, col = volume.from_patient(volume.to_patient(4, row=10.25, col=27.5))
+    assert (index, row, col) == pytest.approx((4.0, 10.25, 27.5))
+    halfway = (volume.to_patient(2, 5.0, 6.0) + volume.to_patient(3, 5.0, 6.0)) / 2
+    assert volume.from_patient(halfway) == pytest.approx((2.5, 5.0, 6.0))
+
+
+def test_normalise_intensity_windows_percentiles():
+    ramp = np.arange(101, dtype=np.float32)
+    np.testing.assert_allclose(normalise_intensity(ramp, 0.0, 100.0), ramp / 100.0, atol=1e-6)
+    clipped = normalise_intensity(ramp, 10.0, 90.0)
+    assert clipped[:11].max() == 0.0 and clipped[90:].min() == 1.0
+    assert normalise_intensity(np.full((4, 4), 7.0)).max() == 0.0
+    rng = np.random.default_rng(0)
+    big = rng.normal(size=(8, 256, 256)).astype(np.float32)
+    out = normalise_intensity(big)
+    exact = np.percentile(big, [1.0, 99.0])
+    assert out.dtype == np.float32 and out.shape == big.shape
+    assert np.mean(big <= exact[0]) == pytest.approx(np.mean(out == 0.0), abs=2e-3)

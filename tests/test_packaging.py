@@ -1,0 +1,73 @@
+"""The packaging, environment.yml, params files and notebooks agree with each other."""
+
+from __future__ import annotations
+
+import ast
+import re
+import tomllib
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[ ;]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_environment_yml_lists_the_packaging_dependencies():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    from_env = {r.strip() for r in pip_section if not r.startswith("-e")}
+    assert from_env == set(project["dependencies"]), "environment.yml and pyproject.toml list different requirements"
+
+
+def test_console_command_is_declared():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["scripts"]["spinelib"] == "spinelib.cli:main"
+
+
+def _parameters(notebook: Path) -> dict:
+    book = nbformat.read(notebook, as_version=4)
+    cells = [c for c in book.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, f"{notebook.name}: expected one cell tagged 'parameters'"
+    names = {}
+    for node in ast.parse(cells[0].source).body:
+        if isinstance(node, ast.Assign):
+            names[node.targets[0].id] = node
+    return names
+
+
+NOTEBOOK_PARAMS = {
+    "00_data_exploration.ipynb": ["data.yaml", "explore.yaml"],
+    "01_crop_extraction.ipynb": ["data.yaml", "crops.yaml"],
+}
+
+
+@pytest.mark.parametrize("notebook", sorted(NOTEBOOK_PARAMS))
+def test_params_files_and_parameters_cell_agree(notebook):
+    cell = set(_parameters(ROOT / "notebooks" / notebook))
+    injected = set()
+    for name in NOTEBOOK_PARAMS[notebook]:
+        injected |= set(yaml.safe_load((ROOT / "params" / name).read_text()))
+    assert injected == cell, f"{notebook}: params only {injected - cell}, cell only {cell - injected}"
+
+
+def test_paper_profile_has_the_same_keys():
+    for paper in (ROOT / "params" / "paper").glob("*.yaml"):
+        default = yaml.safe_load((ROOT / "params" / paper.name).read_text())
+        assert set(yaml.safe_load(paper.read_text())) == set(default), paper.name
+
+
+def test_every_notebook_is_a_dvc_stage_with_the_kernel():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    commands = " ".join(" ".join(s["cmd"]) if isinstance(s["cmd"], list) else s["cmd"] for s in stages.values())
+    for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        assert f"papermill notebooks/{notebook.name}" in commands, notebook.name
+        book = nbformat.read(notebook, as_version=4)
+        assert book.metadata["kernelspec"]["name"] == "spinelib"
+        assert all(not c.get("outputs") for c in book.cells if c.cell_type == "code"), f"{notebook.name} has outputs"
