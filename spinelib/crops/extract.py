@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from spinelib.crops.geometry import Box, crop_origin, crop_plane, crop_stack, resize_stack, to_uint8
 from spinelib.crops.plan import BAG_KIND, CropConfig, plan_points, plan_volumes, skipped_labels
 from spinelib.crops.store import allocate
-from spinelib.data.dicom import ReadFailure, SeriesReadError, Volume, read_series
+from spinelib.data.dicom import ReadFailure, SeriesReadError, Volume, apply_window, intensity_window, read_series
 from spinelib.data.rsna import read_dataset, series_dir
 from spinelib.splits import assign_splits
 
@@ -30,23 +30,30 @@ log = logging.getLogger(__name__)
 LOG_COLUMNS = ["kind", "study_id", "condition", "level", "series_id", "reason"]
 
 
-def _roi(vol: Volume, row: dict, cfg: CropConfig) -> tuple[np.ndarray, dict]:
+def _windowed(crop: np.ndarray, window: tuple[float, float]) -> np.ndarray:
+    """The series' intensity window applied to a crop (after any resizing: the smaller array)."""
+    return apply_window(crop.astype(np.float32, copy=False), window)
+
+
+def _roi(vol: Volume, window: tuple[float, float], row: dict, cfg: CropConfig) -> tuple[np.ndarray, dict]:
     k, y, x = vol.voxel(int(row["instance_number"]), float(row["x"]), float(row["y"]))
     box = Box.centred(*cfg.roi_size)
     row0, col0 = crop_origin(x, y, box)
-    return crop_plane(vol.pixels[k], x, y, box), {"slice_index": k, "row0": row0, "col0": col0}
+    crop = crop_plane(vol.pixels[k], x, y, box, fill=window[0])
+    return _windowed(crop, window), {"slice_index": k, "row0": row0, "col0": col0}
 
 
-def _bag(vol: Volume, row: dict, cfg: CropConfig) -> tuple[np.ndarray, dict]:
+def _bag(vol: Volume, window: tuple[float, float], row: dict, cfg: CropConfig) -> tuple[np.ndarray, dict]:
     k, y, x = vol.voxel(int(row["instance_number"]), float(row["x"]), float(row["y"]))
     box = cfg.bag_box(row["condition"])
-    stack, padded = crop_stack(vol.pixels, k, cfg.bag_slices, x, y, box)
-    stack = resize_stack(stack, cfg.bag_size(BAG_KIND[row["condition"]]))
+    stack, padded = crop_stack(vol.pixels, k, cfg.bag_slices, x, y, box, fill=window[0])
+    stack = _windowed(resize_stack(stack, cfg.bag_size(BAG_KIND[row["condition"]])), window)
     row0, col0 = crop_origin(x, y, box)
     return stack, {"slice_index": k, "row0": row0, "col0": col0, "padded_slices": padded}
 
 
-def _volume(vol: Volume, anchor: Volume, row: dict, cfg: CropConfig) -> tuple[np.ndarray, dict]:
+def _volume(vol: Volume, window: tuple[float, float], anchor: Volume, row: dict,
+            cfg: CropConfig) -> tuple[np.ndarray, dict]:
     k, y, x = anchor.voxel(int(row["anchor_instance"]), float(row["anchor_x"]), float(row["anchor_y"]))
     if vol is not anchor:
         kf, y, x = vol.from_patient(anchor.to_patient(k, y, x))
@@ -54,12 +61,12 @@ def _volume(vol: Volume, anchor: Volume, row: dict, cfg: CropConfig) -> tuple[np
         if not 0 <= k < vol.pixels.shape[0] or not (0 <= y < vol.pixels.shape[1] and 0 <= x < vol.pixels.shape[2]):
             raise ValueError(f"disc centre falls outside series {vol.series_dir}")
     box = Box.centred(*cfg.volume_crop)
-    stack, padded = crop_stack(vol.pixels, k, cfg.volume_slices, x, y, box)
+    stack, padded = crop_stack(vol.pixels, k, cfg.volume_slices, x, y, box, fill=window[0])
     if vol.normal[0] < 0:  # slice axis runs from the patient's right to left in every stored volume
         stack = stack[::-1]
     row0, col0 = crop_origin(x, y, box)
     geometry = {"slice_index": k, "x": x, "y": y, "row0": row0, "col0": col0, "padded_slices": padded}
-    return resize_stack(np.ascontiguousarray(stack), cfg.volume_size), geometry
+    return _windowed(resize_stack(np.ascontiguousarray(stack), cfg.volume_size), window), geometry
 
 
 def crop_study(root: Path, study_id: int, tasks: dict[str, list[dict]], cfg: CropConfig,
@@ -73,11 +80,14 @@ def crop_study(root: Path, study_id: int, tasks: dict[str, list[dict]], cfg: Cro
     needed = {int(r["series_id"]) for rows in tasks.values() for r in rows if pd.notna(r["series_id"])}
     needed |= {int(r["anchor_series_id"]) for r in tasks.get("volume", [])}
     volumes: dict[int, Volume] = {}
+    windows: dict[int, tuple[float, float]] = {}
     errors: dict[int, str] = {}
     failures: list[ReadFailure] = []
     for sid in sorted(needed):
         try:
-            volumes[sid] = read_series(series_dir(root, study_id, sid, split), normalise=cfg.normalise)
+            # Raw intensities; the series' window is applied to the crops only, not to every voxel.
+            volumes[sid] = read_series(series_dir(root, study_id, sid, split), normalise=None)
+            windows[sid] = intensity_window(volumes[sid].pixels, *cfg.normalise)
             failures.extend(volumes[sid].failures)
         except (SeriesReadError, FileNotFoundError, OSError) as err:
             errors[sid] = f"series unreadable: {err}"
@@ -91,11 +101,12 @@ def crop_study(root: Path, study_id: int, tasks: dict[str, list[dict]], cfg: Cro
                 if sid in errors or (kind == "volume" and int(row["anchor_series_id"]) in errors):
                     raise LookupError(errors.get(sid) or errors[int(row["anchor_series_id"])])
                 if kind == "roi":
-                    crop, geometry = _roi(volumes[sid], row, cfg)
+                    crop, geometry = _roi(volumes[sid], windows[sid], row, cfg)
                 elif kind == "volume":
-                    crop, geometry = _volume(volumes[sid], volumes[int(row["anchor_series_id"])], row, cfg)
+                    anchor = volumes[int(row["anchor_series_id"])]
+                    crop, geometry = _volume(volumes[sid], windows[sid], anchor, row, cfg)
                 else:
-                    crop, geometry = _bag(volumes[sid], row, cfg)
+                    crop, geometry = _bag(volumes[sid], windows[sid], row, cfg)
                 out[kind].append((row["row"], to_uint8(crop), {**geometry, "status": "ok"}))
             except (LookupError, ValueError) as err:
                 out[kind].append((row["row"], None, {"status": str(err).strip("'\"")}))

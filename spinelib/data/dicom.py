@@ -27,7 +27,7 @@ import pydicom
 from tqdm.auto import tqdm
 
 # Target sample size for percentile estimates in ``normalise_intensity``.
-_PERCENTILE_SAMPLES = 1 << 18
+_PERCENTILE_SAMPLES = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,25 @@ class SeriesReadError(RuntimeError):
 # One file.
 # --------------------------------------------------------------------------
 
-def _floats(ds: pydicom.Dataset, keyword: str, size: int) -> np.ndarray:
-    value = ds.get(keyword)
+# Tags of the hot path, by number (skips pydicom's keyword lookup).
+_GEOMETRY_TAGS: dict[str, int] = {
+    "instance_number": 0x00200013,
+    "position": 0x00200032,
+    "orientation": 0x00200037,
+    "pixel_spacing": 0x00280030,
+    "slice_thickness": 0x00180050,
+    "spacing_between_slices": 0x00180088,
+    "rescale_slope": 0x00281053,
+    "rescale_intercept": 0x00281052,
+}
+
+
+def _value(ds: pydicom.Dataset, tag: int):
+    element = ds.get(tag)
+    return None if element is None or element.value in (None, "") else element.value
+
+
+def _floats(value, size: int) -> np.ndarray:
     if value is None:
         return np.full(size, np.nan)
     items = value if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value]
@@ -64,29 +81,40 @@ def _floats(ds: pydicom.Dataset, keyword: str, size: int) -> np.ndarray:
     return values if values.size == size else np.full(size, np.nan)
 
 
-def _optional_float(ds: pydicom.Dataset, keyword: str, default: float = np.nan) -> float:
-    value = ds.get(keyword)
-    return default if value in (None, "") else float(value)
+def _optional_float(value, default: float = np.nan) -> float:
+    return default if value is None else float(value)
+
+
+def _geometry(ds: pydicom.Dataset) -> dict:
+    """The fields a volume needs: instance number, geometry, spacing, rescale."""
+    v = {name: _value(ds, tag) for name, tag in _GEOMETRY_TAGS.items()}
+    return {
+        "instance_number": None if v["instance_number"] is None else int(v["instance_number"]),
+        "position": _floats(v["position"], 3),
+        "orientation": _floats(v["orientation"], 6),
+        "pixel_spacing": _floats(v["pixel_spacing"], 2),
+        "slice_thickness": _optional_float(v["slice_thickness"]),
+        "spacing_between_slices": _optional_float(v["spacing_between_slices"]),
+        "rescale_slope": _optional_float(v["rescale_slope"], 1.0),
+        "rescale_intercept": _optional_float(v["rescale_intercept"], 0.0),
+    }
 
 
 def _header(ds: pydicom.Dataset) -> dict:
-    instance = ds.get("InstanceNumber")
+    """:func:`_geometry` plus the descriptive fields."""
     return {
-        "instance_number": None if instance in (None, "") else int(instance),
-        "position": _floats(ds, "ImagePositionPatient", 3),
-        "orientation": _floats(ds, "ImageOrientationPatient", 6),
-        "pixel_spacing": _floats(ds, "PixelSpacing", 2),
-        "slice_thickness": _optional_float(ds, "SliceThickness"),
-        "spacing_between_slices": _optional_float(ds, "SpacingBetweenSlices"),
+        **_geometry(ds),
         "rows": int(ds.get("Rows", 0) or 0),
         "columns": int(ds.get("Columns", 0) or 0),
         "series_description": str(ds.get("SeriesDescription", "")),
         "series_instance_uid": str(ds.get("SeriesInstanceUID", "")),
         "photometric_interpretation": str(ds.get("PhotometricInterpretation", "")),
-        "rescale_slope": _optional_float(ds, "RescaleSlope", 1.0),
-        "rescale_intercept": _optional_float(ds, "RescaleIntercept", 0.0),
-        "transfer_syntax": str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "")),
+        "transfer_syntax": _transfer_syntax(ds),
     }
+
+
+def _transfer_syntax(ds: pydicom.Dataset) -> str:
+    return str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", ""))
 
 
 def _dcmread(path: Path, *, stop_before_pixels: bool) -> pydicom.Dataset:
@@ -108,16 +136,11 @@ def read_header(path: Path) -> dict:
         raise InstanceReadError(path, f"malformed header ({exc})") from exc
 
 
-def read_instance(path: Path) -> tuple[dict, np.ndarray]:
-    """Header dict and the decoded 2-D pixels (float32, rescale slope/intercept applied).
-
-    Raises :class:`InstanceReadError` (a ``ValueError``) with the reason for a
-    truncated, unreadable or undecodable file.
-    """
-    path = Path(path)
+def _read_stored(path: Path, describe) -> tuple[dict, np.ndarray]:
+    """Header (from ``describe``) and the stored 2-D pixel array, as decoded, of one file."""
     ds = _dcmread(path, stop_before_pixels=False)
     try:
-        header = _header(ds)
+        header = describe(ds)
     except (TypeError, ValueError) as exc:
         raise InstanceReadError(path, f"malformed header ({exc})") from exc
     if "PixelData" not in ds:
@@ -127,36 +150,50 @@ def read_instance(path: Path) -> tuple[dict, np.ndarray]:
     except Exception as exc:  # decoder plugins raise many types; re-raised with the reason
         raise InstanceReadError(
             path, f"pixel data not decodable ({type(exc).__name__}: {exc}; "
-                  f"transfer syntax {header['transfer_syntax'] or 'unknown'})") from exc
+                  f"transfer syntax {_transfer_syntax(ds) or 'unknown'})") from exc
     if stored.ndim != 2:
         raise InstanceReadError(path, f"expected one greyscale frame, got pixel array of shape {stored.shape}")
-    pixels = stored.astype(np.float32)
+    return header, stored
+
+
+def _rescale_into(out: np.ndarray, stored: np.ndarray, header: dict) -> np.ndarray:
+    """``out = stored * RescaleSlope + RescaleIntercept`` in float32, in place."""
+    out[...] = stored
     if header["rescale_slope"] != 1.0:
-        pixels *= np.float32(header["rescale_slope"])
+        out *= np.float32(header["rescale_slope"])
     if header["rescale_intercept"] != 0.0:
-        pixels += np.float32(header["rescale_intercept"])
-    return header, pixels
+        out += np.float32(header["rescale_intercept"])
+    return out
+
+
+def read_instance(path: Path) -> tuple[dict, np.ndarray]:
+    """Header dict and the decoded 2-D pixels (float32, rescale slope/intercept applied).
+
+    Raises :class:`InstanceReadError` (a ``ValueError``) with the reason for a
+    truncated, unreadable or undecodable file.
+    """
+    header, stored = _read_stored(Path(path), _header)
+    return header, _rescale_into(np.empty(stored.shape, dtype=np.float32), stored, header)
 
 
 # --------------------------------------------------------------------------
 # Intensities.
 # --------------------------------------------------------------------------
 
-def normalise_intensity(pixels: np.ndarray, lower: float = 1.0, upper: float = 99.0) -> np.ndarray:
-    """Window ``pixels`` to [0, 1] between its ``lower`` and ``upper`` percentiles.
+def intensity_window(pixels: np.ndarray, lower: float = 1.0, upper: float = 99.0) -> tuple[float, float]:
+    """The ``lower`` and ``upper`` percentiles of ``pixels``, from an odd-strided subsample of ~2**16 values.
 
-    ``out = clip((pixels - q_lower) / (q_upper - q_lower), 0, 1)``; the
-    percentiles come from an odd-strided subsample of about 2**18 values, so
-    the cost is one pass over the array whatever its size. A constant image
-    maps to zeros. Returns a new float32 array.
+    One pass whatever the array size; this runs once per series.
     """
-    return _normalise_in_place(np.array(pixels, dtype=np.float32), lower, upper)
-
-
-def _normalise_in_place(out: np.ndarray, lower: float, upper: float) -> np.ndarray:
-    flat = out.reshape(-1)
+    flat = pixels.reshape(-1)
     stride = max(1, flat.size // _PERCENTILE_SAMPLES) | 1  # odd: does not alias with even widths
     low, high = np.percentile(flat[::stride], [lower, upper])
+    return float(low), float(high)
+
+
+def apply_window(out: np.ndarray, window: tuple[float, float]) -> np.ndarray:
+    """``out = clip((out - low) / (high - low), 0, 1)`` in place (float32); a flat window gives zeros."""
+    low, high = window
     if not high > low:
         out.fill(0.0)
         return out
@@ -164,6 +201,16 @@ def _normalise_in_place(out: np.ndarray, lower: float, upper: float) -> np.ndarr
     out *= np.float32(1.0 / (high - low))
     np.clip(out, 0.0, 1.0, out=out)
     return out
+
+
+def normalise_intensity(pixels: np.ndarray, lower: float = 1.0, upper: float = 99.0) -> np.ndarray:
+    """Window ``pixels`` to [0, 1] between its ``lower`` and ``upper`` percentiles (a new float32 array).
+
+    ``out = clip((pixels - q_lower) / (q_upper - q_lower), 0, 1)`` with the
+    percentiles of :func:`intensity_window`. A constant image maps to zeros.
+    """
+    out = np.array(pixels, dtype=np.float32)
+    return apply_window(out, intensity_window(out, lower, upper))
 
 
 # --------------------------------------------------------------------------
@@ -294,7 +341,7 @@ def read_series(
     images: list[np.ndarray] = []
     for path in tqdm(paths, desc=series_dir.name, disable=not progress, leave=False):
         try:
-            header, image = read_instance(path)
+            header, image = _read_stored(path, _geometry)
         except (InstanceReadError, OSError) as exc:
             failures.append(ReadFailure(str(path), getattr(exc, "reason", str(exc))))
             continue
@@ -324,9 +371,11 @@ def read_series(
     instances = np.asarray([h["instance_number"] for h in headers], dtype=np.int64)
     order = _sort_order(positions, orientations, instances)
     positions, orientations, instances = positions[order], orientations[order], instances[order]
-    pixels = np.stack([images[i] for i in order])
+    pixels = np.empty((len(order), *images[0].shape), dtype=np.float32)
+    for k, i in enumerate(order):
+        _rescale_into(pixels[k], images[i], headers[i])
     if normalise is not None:
-        pixels = _normalise_in_place(pixels, *normalise)  # ``pixels`` is ours: no copy
+        apply_window(pixels, intensity_window(pixels, *normalise))  # ``pixels`` is ours: in place
 
     first = headers[order[0]]
     normal = np.cross(orientations[0, :3], orientations[0, 3:])

@@ -59,7 +59,7 @@ def ordered_by_truth(store: CropStore, truth: pd.DataFrame, condition: str, n: i
     """ROIs of one condition at evenly spaced quantiles of the true latent severity (phantom only)."""
     index = store.index("roi")
     ok = index[(index["status"] == "ok") & (index["condition"] == condition)]
-    merged = ok.reset_index().merge(truth, on=["study_id", "condition", "level"]).sort_values("severity")
+    merged = ok.reset_index().merge(truth[["study_id", "condition", "level", "severity"]], on=["study_id", "condition", "level"]).sort_values("severity")
     picks = merged.iloc[np.linspace(0, len(merged) - 1, n).round().astype(int)]
     rois = store.array("roi")
     fig, axes = plt.subplots(1, n, figsize=(1.3 * n, 1.8))

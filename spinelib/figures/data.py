@@ -40,7 +40,7 @@ def grade_distribution(labels: pd.DataFrame) -> plt.Figure:
         ax.set_title(condition.replace("_", " "), fontsize=9)
         ax.tick_params(axis="x", labelrotation=45, labelsize=8)
     axes[0].set_ylabel("discs")
-    axes[-1].legend(fontsize=8, loc="upper right")
+    axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.tight_layout()
     return fig
 

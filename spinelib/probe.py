@@ -1,0 +1,43 @@
+"""A linear probe on raw ROI pixels: how learnable is a cohort before any deep model?
+
+Logistic regression (class-balanced weights) on down-sampled, standardised
+ROI pixels, fitted on the training split and scored on the validation split
+by balanced accuracy. On the phantom it is the gauge phantom.md asks for: a
+change that makes the phantom trivially easy (probe near 1) or hopeless
+(probe at chance, 1/K) shows up here. The test split is not touched.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import balanced_accuracy_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from spinelib.crops.geometry import resize_stack
+from spinelib.crops.store import CropStore
+
+
+def roi_probe(store: CropStore, condition: str, size: int = 24, split_column: str = "split",
+              seed: int = 0) -> dict:
+    """Balanced accuracy of a linear probe for ``condition`` (train -> val), with chance level."""
+    scores = {}
+    data = {}
+    for split in ("train", "val"):
+        rois, index = store.load("roi", split=split, condition=condition, split_column=split_column)
+        graded = index["grade_index"].notna().to_numpy()
+        pixels = resize_stack(rois[graded].astype(np.float32) / 255.0, (size, size))
+        data[split] = (pixels.reshape(len(pixels), -1), index.loc[graded, "grade_index"].astype(int).to_numpy())
+    x_train, y_train = data["train"]
+    if len(np.unique(y_train)) < 2 or len(data["val"][1]) == 0:
+        return {"balanced_accuracy_train": float("nan"), "balanced_accuracy_val": float("nan"), "chance": float("nan"),
+                "n_train": len(y_train), "n_val": len(data["val"][1])}
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.01, class_weight="balanced", max_iter=2000,
+                                                                random_state=seed))
+    model.fit(x_train, y_train)
+    for split, (x, y) in data.items():
+        scores[f"balanced_accuracy_{split}"] = round(float(balanced_accuracy_score(y, model.predict(x))), 3)
+    scores["chance"] = round(1.0 / len(np.unique(y_train)), 3)
+    scores["n_train"], scores["n_val"] = len(y_train), len(data["val"][1])
+    return scores
