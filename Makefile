@@ -8,7 +8,6 @@ KERNEL := spinelib
 STAMP := $(VENV)/.installed
 
 export DVC_NO_ANALYTICS := 1
-export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 .PHONY: repro test env kernel bench clean-results
