@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export DVC_NO_ANALYTICS := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: repro test env kernel bench clean-results
+.PHONY: repro test env kernel bench clean-results readme-figures
 
 env: $(STAMP)
 
@@ -34,3 +34,10 @@ bench: $(STAMP)
 
 clean-results:
 	rm -rf results data/phantom data/crops
+
+# Refresh the README's figures from the pipeline's outputs (run after `make repro`).
+README_FIGURES := results/00_explore/figures/example_series.png results/00_explore/figures/grade_distribution.png \
+	results/00_explore/figures/acquisition_by_centre.png results/01_crops/figures/roi_montage_spinal_canal_stenosis.png \
+	results/01_crops/figures/roi_by_true_severity.png
+readme-figures:
+	mkdir -p docs/figures && for f in $(README_FIGURES); do install -m 644 $$f docs/figures/; done

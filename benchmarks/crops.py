@@ -33,15 +33,6 @@ def read_only(files: list[Path]) -> float:
     return time.perf_counter() - start
 
 
-def config_from_params(path: Path) -> CropConfig:
-    p = yaml.safe_load(path.read_text())
-    return CropConfig(roi_size=tuple(p["roi_size"]), volume_series=tuple(p["volume_series"]),
-                      volume_slices=p["volume_slices"], volume_crop=tuple(p["volume_crop"]),
-                      volume_size=tuple(p["volume_size"]), bag_slices=p["bag_slices"], bag_scale=p["bag_scale"],
-                      bag_ranges={k: tuple(v) for k, v in p["bag_ranges"].items()},
-                      normalise=tuple(p["normalise_percentiles"]))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", help="dataset root (default: generate a phantom)")
@@ -62,7 +53,7 @@ def main() -> None:
     files = [f for rec in series.itertuples() for f in sorted(series_dir(root, rec.study_id, rec.series_id).glob("*.dcm"))]
     read_only(files)  # warm the page cache
     t_read = min(read_only(files) for _ in range(2))
-    cfg = config_from_params(resolve(args.params))
+    cfg = CropConfig.from_params(yaml.safe_load(resolve(args.params).read_text()))
     start = time.perf_counter()
     summary = extract_crops(root, scratch / "crops", cfg, workers=args.workers, progress=False)
     t_crop = time.perf_counter() - start

@@ -10,11 +10,14 @@ change that makes the phantom trivially easy (probe near 1) or hopeless
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.tree import DecisionTreeClassifier
 
+from spinelib.constants import GRADES
 from spinelib.crops.geometry import resize_stack
 from spinelib.crops.store import CropStore
 
@@ -41,3 +44,20 @@ def roi_probe(store: CropStore, condition: str, size: int = 24, split_column: st
     scores["chance"] = round(1.0 / len(np.unique(y_train)), 3)
     scores["n_train"], scores["n_val"] = len(y_train), len(data["val"][1])
     return scores
+
+
+def latent_ceiling(truth: pd.DataFrame) -> pd.Series:
+    """Phantom only: balanced accuracy of the best two cut points on the *true* latent, per condition.
+
+    Grades are the latent plus rater noise cut at thresholds, so even a model
+    that recovered the latent exactly would misgrade borderline discs; this is
+    that ceiling (cut points chosen on the same discs, so slightly optimistic).
+    """
+    graded = truth.dropna(subset=["grade"])
+    ceiling = {}
+    for condition, discs in graded.groupby("condition"):
+        y = discs["grade"].map({g: i for i, g in enumerate(GRADES)}).to_numpy()
+        tree = DecisionTreeClassifier(max_leaf_nodes=len(GRADES), class_weight="balanced", random_state=0)
+        latent = discs[["severity"]].to_numpy()
+        ceiling[condition] = round(float(balanced_accuracy_score(y, tree.fit(latent, y).predict(latent))), 3)
+    return pd.Series(ceiling, name="latent_ceiling")

@@ -47,6 +47,15 @@ class CropConfig:
     bag_ranges: dict[str, tuple[int, int, int, int]] = field(default_factory=lambda: dict(TABLE1_RANGES))
     normalise: tuple[float, float] = (1.0, 99.0)              # per-series percentile window
 
+    @classmethod
+    def from_params(cls, params: dict) -> "CropConfig":
+        """Build from the crop keys of ``params/crops.yaml`` (other keys are ignored)."""
+        return cls(roi_size=tuple(params["roi_size"]), volume_series=tuple(params["volume_series"]),
+                   volume_slices=params["volume_slices"], volume_crop=tuple(params["volume_crop"]),
+                   volume_size=tuple(params["volume_size"]), bag_slices=params["bag_slices"],
+                   bag_scale=params["bag_scale"], bag_ranges={k: tuple(v) for k, v in params["bag_ranges"].items()},
+                   normalise=tuple(params["normalise_percentiles"]))
+
     def bag_box(self, condition: str) -> Box:
         left, right, up, down = self.bag_ranges[condition]
         return Box(left=left, right=right, up=up, down=down)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import yaml
 
 from spinelib.crops.geometry import Box, crop_plane, crop_stack, resize_stack, slice_window
+from spinelib.crops.plan import CropConfig
 
 
 def _dot_image(x: int, y: int, shape=(50, 70)) -> np.ndarray:
@@ -51,3 +55,11 @@ def test_resize_stack_block_mean_and_interpolation():
     stack = np.arange(16, dtype=np.float32).reshape(1, 4, 4)
     assert resize_stack(stack, (2, 2))[0].tolist() == [[2.5, 4.5], [10.5, 12.5]]
     assert resize_stack(stack, (3, 5)).shape == (1, 3, 5)
+
+
+def test_paper_profile_gives_the_papers_crop_sizes():
+    params = yaml.safe_load((Path(__file__).resolve().parents[2] / "params/paper/crops.yaml").read_text())
+    cfg = CropConfig.from_params(params)
+    assert cfg.roi_size == (96, 96)
+    assert (cfg.volume_slices, *cfg.volume_size) == (12, 128, 256)
+    assert cfg.bag_slices == 5 and cfg.bag_size("bag_scs") == (80, 128) and cfg.bag_size("bag_ss") == (192, 192)
