@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pydicom
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from spinelib.data.rsna import series_dir
 

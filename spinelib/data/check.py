@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from spinelib.constants import CONDITION_SERIES, CONDITIONS, GRADES, SERIES_TYPES
 from spinelib.data.dicom import InstanceReadError, read_instance

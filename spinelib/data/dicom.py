@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 # Target sample size for percentile estimates in ``normalise_intensity``.
 _PERCENTILE_SAMPLES = 1 << 16

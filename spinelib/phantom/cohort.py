@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from spinelib.constants import (AXIAL_T2, CONDITION_WORDS, CONDITIONS, GRADES, LEVEL_WORDS, LEVELS,
                                 SAGITTAL_T1, SAGITTAL_T2, label_column)
@@ -186,10 +187,7 @@ def generate_phantom(out_dir: Path | str, studies: int = 300, seed: int = 0, *, 
         it = pool.imap(_job, jobs, chunksize=1)
     else:
         pool, it = None, map(_job, jobs)
-    if progress:
-        from tqdm import tqdm
-        it = tqdm(it, total=len(jobs), desc="phantom", unit="study")
-    results = list(it)
+    results = list(tqdm(it, total=len(jobs), desc="phantom", unit="study", disable=not progress))
     if pool is not None:
         pool.close()
         pool.join()
