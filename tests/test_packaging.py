@@ -45,6 +45,8 @@ def _parameters(notebook: Path) -> dict:
 NOTEBOOK_PARAMS = {
     "00_data_exploration.ipynb": ["data.yaml", "explore.yaml"],
     "01_crop_extraction.ipynb": ["data.yaml", "crops.yaml"],
+    "02_contrastive_pretraining.ipynb": ["contrastive.yaml"],
+    "03_finetune_and_localise.ipynb": ["finetune.yaml"],
 }
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from spinelib.crops.geometry import Box, crop_origin, crop_plane, crop_stack, resize_stack, to_uint8
-from spinelib.crops.plan import BAG_KIND, CropConfig, plan_points, plan_volumes, skipped_labels
+from spinelib.crops.plan import BAG_KIND, CropConfig, plan_points, plan_volumes, skipped_labels, with_coordinates
 from spinelib.crops.store import allocate
 from spinelib.data.dicom import ReadFailure, SeriesReadError, Volume, apply_window, intensity_window, read_series
 from spinelib.data.rsna import read_dataset, series_dir
@@ -69,6 +69,17 @@ def _volume(vol: Volume, window: tuple[float, float], anchor: Volume, row: dict,
     return _windowed(resize_stack(np.ascontiguousarray(stack), cfg.volume_size), window), geometry
 
 
+def _loc(vol: Volume, window: tuple[float, float], row: dict, cfg: CropConfig) -> tuple[np.ndarray, dict]:
+    """Whole slices around the annotated instance, resized: the localiser's 2.5D input and its target."""
+    k, y, x = vol.voxel(int(row["instance_number"]), float(row["x"]), float(row["y"]))
+    height, width = vol.pixels.shape[1:]
+    whole = Box.centred(height, width)  # a box covering the whole image
+    stack, padded = crop_stack(vol.pixels, k, cfg.loc_slices, (width - 1) / 2, (height - 1) / 2, whole, fill=window[0])
+    geometry = {"slice_index": k, "x_norm": x / width, "y_norm": y / height, "height": height, "width": width,
+                "padded_slices": padded}
+    return _windowed(resize_stack(stack, cfg.loc_size), window), geometry
+
+
 def crop_study(root: Path, study_id: int, tasks: dict[str, list[dict]], cfg: CropConfig,
                split: str = "train") -> dict:
     """Make every planned crop of one study; each needed series is read once.
@@ -102,6 +113,8 @@ def crop_study(root: Path, study_id: int, tasks: dict[str, list[dict]], cfg: Cro
                     raise LookupError(errors.get(sid) or errors[int(row["anchor_series_id"])])
                 if kind == "roi":
                     crop, geometry = _roi(volumes[sid], windows[sid], row, cfg)
+                elif kind == "loc":
+                    crop, geometry = _loc(volumes[sid], windows[sid], row, cfg)
                 elif kind == "volume":
                     anchor = volumes[int(row["anchor_series_id"])]
                     crop, geometry = _volume(volumes[sid], windows[sid], anchor, row, cfg)
@@ -119,7 +132,8 @@ def _crop_study_star(args: tuple) -> dict:
 
 def _plans(labels: pd.DataFrame, series: pd.DataFrame, cfg: CropConfig) -> dict[str, pd.DataFrame]:
     points = plan_points(labels, tuple(BAG_KIND))
-    plans = {"roi": plan_points(labels, cfg.roi_conditions), "volume": plan_volumes(labels, series, cfg.volume_series)}
+    plans = {"roi": plan_points(labels, cfg.roi_conditions), "volume": plan_volumes(labels, series, cfg.volume_series),
+             "loc": plan_points(labels, ("spinal_canal_stenosis",))}
     for kind in sorted(set(BAG_KIND.values())):
         plans[kind] = points[points["condition"].map(BAG_KIND) == kind].reset_index(drop=True)
     return plans
@@ -130,6 +144,8 @@ def _shape(kind: str, n: int, cfg: CropConfig) -> tuple[int, ...]:
         return (n, *cfg.roi_size)
     if kind == "volume":
         return (n, cfg.volume_slices, *cfg.volume_size)
+    if kind == "loc":
+        return (n, cfg.loc_slices, *cfg.loc_size)
     return (n, cfg.bag_slices, *cfg.bag_size(kind))
 
 
@@ -137,24 +153,29 @@ def extract_crops(root: Path | str, out_dir: Path | str, cfg: CropConfig, *, spl
                   fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), seed: int = 0,
                   split_conditions: tuple[str, ...] | None = None,
                   disc_condition: str = "spinal_canal_stenosis", workers: int = 1,
-                  progress: bool = True) -> dict:
+                  progress: bool = True, kinds: tuple[str, ...] | None = None,
+                  coordinates: pd.DataFrame | None = None) -> dict:
     """Extract every crop kind of the cohort at ``root`` into the store at ``out_dir``.
 
     Writes ``<kind>.npy`` + ``<kind>.csv`` per kind, ``splits.csv`` (both the
     patient- and the disc-level split of every disc), ``crop_log.csv`` (every
     label or crop skipped, with the reason), ``read_failures.csv`` (DICOM files
     that could not be read) and ``summary.json``. Returns the summary.
+
+    ``kinds`` limits the crop kinds made (default: all); ``coordinates``
+    (study_id, condition, level, x, y) replaces the annotated points, e.g. by a
+    localiser's predictions (:func:`spinelib.crops.plan.with_coordinates`).
     """
     if split_unit not in ("patient", "disc"):
         raise ValueError(f"split_unit must be 'patient' or 'disc', got {split_unit!r}")
     start = time.perf_counter()
     root, out_dir = Path(root), Path(out_dir)
     dataset = read_dataset(root)
-    labels = dataset.labels
+    labels = dataset.labels if coordinates is None else with_coordinates(dataset.labels, coordinates)
     splits = assign_splits(labels, split_conditions or tuple(labels["condition"].unique()), disc_condition,
                            fractions, seed)
     splits["split"] = splits[f"split_{split_unit}"]
-    plans = _plans(labels, dataset.series, cfg)
+    plans = {kind: plan for kind, plan in _plans(labels, dataset.series, cfg).items() if kinds is None or kind in kinds}
     arrays = {kind: allocate(out_dir, kind, _shape(kind, len(plan), cfg)) for kind, plan in plans.items()}
     geometry: dict[str, dict[int, dict]] = {kind: {} for kind in plans}
     failures: list[dict] = []
@@ -192,6 +213,9 @@ def extract_crops(root: Path | str, out_dir: Path | str, cfg: CropConfig, *, spl
     crop_log.to_csv(out_dir / "crop_log.csv", index=False)
     pd.DataFrame(failures, columns=["path", "reason"]).to_csv(out_dir / "read_failures.csv", index=False)
     splits.to_csv(out_dir / "splits.csv", index=False)
+    store_config = {"data_root": str(root), "split_unit": split_unit, "fractions": list(fractions), "seed": seed,
+                    "crops": asdict(cfg)}
+    (out_dir / "config.json").write_text(json.dumps(store_config, indent=2))
     summary["skipped"] = crop_log.groupby("kind").size().to_dict()
     summary["read_failures"] = len(failures)
     summary["problems"] = dataset.problems

@@ -46,6 +46,8 @@ class CropConfig:
     bag_scale: float = 1.0                                    # stored scale of the Table 1 boxes
     bag_ranges: dict[str, tuple[int, int, int, int]] = field(default_factory=lambda: dict(TABLE1_RANGES))
     normalise: tuple[float, float] = (1.0, 99.0)              # per-series percentile window
+    loc_size: tuple[int, int] = (256, 256)                    # contrastive paper §4.5: 2.5D localiser input 256 x 256
+    loc_slices: int = 3                                       # three consecutive slices
 
     @classmethod
     def from_params(cls, params: dict) -> "CropConfig":
@@ -54,7 +56,8 @@ class CropConfig:
                    volume_slices=params["volume_slices"], volume_crop=tuple(params["volume_crop"]),
                    volume_size=tuple(params["volume_size"]), bag_slices=params["bag_slices"],
                    bag_scale=params["bag_scale"], bag_ranges={k: tuple(v) for k, v in params["bag_ranges"].items()},
-                   normalise=tuple(params["normalise_percentiles"]))
+                   normalise=tuple(params["normalise_percentiles"]), loc_size=tuple(params["loc_size"]),
+                   loc_slices=params["loc_slices"])
 
     def bag_box(self, condition: str) -> Box:
         left, right, up, down = self.bag_ranges[condition]
@@ -113,3 +116,19 @@ def plan_volumes(labels: pd.DataFrame, series: pd.DataFrame, series_types: tuple
         if condition in plan:
             plan[condition] = plan[condition].astype("Int64")
     return plan.sort_values(["study_id", "level", "series_description"]).reset_index(drop=True)
+
+
+def with_coordinates(labels: pd.DataFrame, coordinates: pd.DataFrame) -> pd.DataFrame:
+    """``labels`` with x and y replaced by ``coordinates`` (study_id, condition, level, x, y) where given.
+
+    This is how crops are cut at *predicted* coordinates (a localisation
+    model's output) instead of the annotated ones; the annotated instance and
+    series are kept. Label rows without a prediction keep their annotation.
+    """
+    keys = ["study_id", "condition", "level"]
+    predicted = coordinates[keys + ["x", "y"]].drop_duplicates(keys)
+    merged = labels.merge(predicted, on=keys, how="left", suffixes=("", "_predicted"))
+    has = merged["x_predicted"].notna() & merged["series_id"].notna()
+    merged.loc[has, "x"] = merged.loc[has, "x_predicted"]
+    merged.loc[has, "y"] = merged.loc[has, "y_predicted"]
+    return merged.drop(columns=["x_predicted", "y_predicted"])

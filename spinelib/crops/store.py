@@ -10,13 +10,14 @@ the crops it uses.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-KINDS: tuple[str, ...] = ("roi", "volume", "bag_scs", "bag_nfn", "bag_ss")
+KINDS: tuple[str, ...] = ("roi", "volume", "loc", "bag_scs", "bag_nfn", "bag_ss")
 
 
 def allocate(root: Path, kind: str, shape: tuple[int, ...]) -> np.memmap:
@@ -30,6 +31,10 @@ class CropStore:
     """Read access to a crop store written by :func:`spinelib.crops.extract.extract_crops`."""
 
     root: Path
+
+    def config(self) -> dict:
+        """How the store was made: data root, split settings and the crop configuration."""
+        return json.loads((self.root / "config.json").read_text())
 
     def kinds(self) -> list[str]:
         return [k for k in KINDS if (self.root / f"{k}.csv").exists()]

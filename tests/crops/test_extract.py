@@ -14,7 +14,7 @@ from spinelib.data.dicom import read_series
 from spinelib.data.rsna import series_dir
 
 SMALL = CropConfig(roi_size=(8, 8), volume_slices=3, volume_crop=(8, 16), volume_size=(4, 8), bag_slices=3,
-                   bag_scale=0.5, bag_ranges={
+                   bag_scale=0.5, loc_size=(16, 16), bag_ranges={
                        "spinal_canal_stenosis": (6, 2, 4, 4),
                        "left_neural_foraminal_narrowing": (6, 4, 2, 2),
                        "right_neural_foraminal_narrowing": (6, 4, 2, 2),
@@ -86,3 +86,24 @@ def test_extraction_is_deterministic_and_leak_free(cohort, tmp_path):
         pd.testing.assert_frame_equal(a.index(kind), b.index(kind))
     index = a.index("roi")
     assert (index.groupby("study_id")["split_patient"].nunique() == 1).all()
+
+
+def test_localiser_inputs_hold_three_slices_and_the_normalised_target(cohort, tmp_path):
+    extract_crops(cohort, tmp_path / "crops", SMALL, fractions=(0.5, 0.5, 0.0), progress=False)
+    stacks, index = open_store(tmp_path / "crops").load("loc")
+    assert stacks.shape == (3, 3, 16, 16)  # the three spinal canal coordinates, 3 slices each
+    row = index[(index["study_id"] == 1001) & (index["level"] == "l4_l5")].iloc[0]
+    assert (row["x_norm"], row["y_norm"]) == pytest.approx((12.5 / 32, 20.0 / 32))
+    assert row["padded_slices"] == 0  # instance 2 is the middle of three slices
+
+
+def test_crops_at_predicted_coordinates(cohort, tmp_path):
+    predicted = pd.DataFrame({"study_id": [1001], "condition": ["spinal_canal_stenosis"], "level": ["l4_l5"],
+                              "x": [20.0], "y": [10.0]})
+    extract_crops(cohort, tmp_path / "crops", SMALL, fractions=(0.5, 0.5, 0.0), progress=False, kinds=("roi",),
+                  coordinates=predicted)
+    store = open_store(tmp_path / "crops")
+    assert store.kinds() == ["roi"]
+    index = store.index("roi").set_index(["study_id", "condition", "level"])
+    assert tuple(index.loc[(1001, "spinal_canal_stenosis", "l4_l5"), ["x", "y"]]) == (20.0, 10.0)
+    assert tuple(index.loc[(1001, "spinal_canal_stenosis", "l1_l2"), ["x", "y"]]) == (10.0, 5.0)  # no prediction

@@ -1,0 +1,152 @@
+"""Disc-level classification metrics of the contrastive paper's Table 1, with bootstrap confidence intervals.
+
+All metrics come from the confusion matrix C (rows: true grade, columns:
+predicted grade), for grades 0 = Normal/Mild, 1 = Moderate, 2 = Severe:
+
+    recall_k          = C[k, k] / sum_j C[k, j]
+    accuracy          = sum_k C[k, k] / sum C
+    balanced_accuracy = mean of recall_k over the grades present in y_true
+    severe_to_normal  = C[2, 0] / sum_j C[2, j]   (share of true Severe called Normal/Mild)
+
+Entries with y_true < 0 (missing grade) are dropped before anything else.
+Undefined ratios (no sample of a grade) are nan.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+GRADE_NAMES = ("normal_mild", "moderate", "severe")
+NORMAL_MILD, SEVERE = 0, 2
+SUMMARY_COLUMNS = ("recall_normal_mild", "recall_moderate", "recall_severe", "accuracy", "balanced_accuracy",
+                   "severe_to_normal")
+
+Metric = Callable[[np.ndarray, np.ndarray], float]
+
+
+def _labelled(y_true, y_pred, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(y_true, y_pred) as int arrays with the entries of missing grade (y_true < 0) removed."""
+    y_true = np.asarray(y_true).astype(np.int64, copy=False).ravel()
+    y_pred = np.asarray(y_pred).astype(np.int64, copy=False).ravel()
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true and y_pred differ in length: {len(y_true)} vs {len(y_pred)}")
+    keep = y_true >= 0
+    y_true, y_pred = y_true[keep], y_pred[keep]
+    if num_classes is not None:
+        bad = (y_true >= num_classes) | (y_pred < 0) | (y_pred >= num_classes)
+        if bad.any():
+            raise ValueError(f"labels outside 0..{num_classes - 1}: y_true {np.unique(y_true[bad]).tolist()}, "
+                             f"y_pred {np.unique(y_pred[bad]).tolist()}")
+    return y_true, y_pred
+
+
+def _confusion_codes(codes: np.ndarray, num_classes: int) -> np.ndarray:
+    """Confusion matrices (..., K, K) from codes K * true + pred (..., n), one per leading index."""
+    lead = codes.shape[:-1]
+    n_cells = num_classes * num_classes
+    flat = codes.reshape(-1, codes.shape[-1]) + n_cells * np.arange(int(np.prod(lead, dtype=np.int64)))[:, None]
+    counts = np.bincount(flat.ravel(), minlength=flat.shape[0] * n_cells)
+    return counts.reshape(*lead, num_classes, num_classes)
+
+
+def confusion(y_true, y_pred, num_classes: int = 3) -> np.ndarray:
+    """Confusion matrix C (K, K): C[i, j] = number of discs of true grade i predicted as j."""
+    y_true, y_pred = _labelled(y_true, y_pred, num_classes)
+    return _confusion_codes(num_classes * y_true + y_pred, num_classes)
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator, nan where the denominator is 0."""
+    return np.where(denominator > 0, numerator / np.maximum(denominator, 1), np.nan)
+
+
+def _summary_of(cm: np.ndarray) -> dict[str, np.ndarray]:
+    """Table 1 columns from confusion matrices (..., K, K), K = 3; vectorised over the leading axes."""
+    support = cm.sum(axis=-1)
+    correct = np.diagonal(cm, axis1=-2, axis2=-1)
+    recall = _ratio(correct, support)
+    present = support > 0
+    balanced = _ratio(np.where(present, recall, 0.0).sum(axis=-1), present.sum(axis=-1))
+    return {
+        "recall_normal_mild": recall[..., NORMAL_MILD],
+        "recall_moderate": recall[..., 1],
+        "recall_severe": recall[..., SEVERE],
+        "accuracy": _ratio(correct.sum(axis=-1), support.sum(axis=-1)),
+        "balanced_accuracy": balanced,
+        "severe_to_normal": _ratio(cm[..., SEVERE, NORMAL_MILD], support[..., SEVERE]),
+    }
+
+
+def recall_per_class(y_true, y_pred, num_classes: int = 3) -> np.ndarray:
+    """recall_k = C[k, k] / sum_j C[k, j] for each grade k; nan where the grade has no sample."""
+    cm = confusion(y_true, y_pred, num_classes)
+    return _ratio(np.diagonal(cm), cm.sum(axis=1))
+
+
+def severe_to_normal_rate(y_true, y_pred) -> float:
+    """C[2, 0] / sum_j C[2, j]: share of true Severe discs predicted Normal/Mild; nan with no Severe disc."""
+    return float(_summary_of(confusion(y_true, y_pred, 3))["severe_to_normal"])
+
+
+def classification_summary(y_true, y_pred, num_classes: int = 3) -> dict[str, float]:
+    """The contrastive paper's Table 1 columns (see the module docstring) as plain floats."""
+    if num_classes != len(GRADE_NAMES):
+        raise ValueError(f"the Table 1 summary is defined for {len(GRADE_NAMES)} grades, got {num_classes}")
+    return {name: float(value) for name, value in _summary_of(confusion(y_true, y_pred, num_classes)).items()}
+
+
+def _resample_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n) indices drawn with replacement: bootstrap resamples of the discs."""
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def _percentile_interval(values: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval over axis 0, ignoring nan resamples; nan where every resample is nan."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    tail = 100 * (1 - level) / 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-nan columns: nan, reported as such
+        low, high = np.nanpercentile(values, [tail, 100 - tail], axis=0)
+    return low, high
+
+
+def bootstrap_ci(y_true, y_pred, metric: Metric, n_boot: int = 1000, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``metric(y_true, y_pred)``, resampling discs with replacement.
+
+    Resamples on which the metric is undefined (nan) are dropped; (nan, nan)
+    when there is no labelled disc or every resample is undefined.
+    """
+    y_true, y_pred = _labelled(y_true, y_pred)
+    if len(y_true) == 0:
+        return float("nan"), float("nan")
+    indices = _resample_indices(len(y_true), n_boot, seed)
+    values = np.array([metric(y_true[idx], y_pred[idx]) for idx in indices], dtype=float)
+    low, high = _percentile_interval(values, level)
+    return float(low), float(high)
+
+
+def summary_with_ci(y_true, y_pred, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+    """Table 1 columns with percentile bootstrap intervals: one row per metric, columns value, ci_low, ci_high.
+
+    Same resamples as :func:`bootstrap_ci` with the same seed; the n_boot
+    confusion matrices are built in one ``bincount``.
+    """
+    y_true, y_pred = _labelled(y_true, y_pred, len(GRADE_NAMES))
+    k = len(GRADE_NAMES)
+    value = _summary_of(confusion(y_true, y_pred, k))
+    if len(y_true):
+        codes = (k * y_true + y_pred)[_resample_indices(len(y_true), n_boot, seed)]
+        resampled = _summary_of(_confusion_codes(codes, k))
+        low, high = _percentile_interval(np.stack([resampled[c] for c in SUMMARY_COLUMNS], axis=1), level)
+    else:
+        low = high = np.full(len(SUMMARY_COLUMNS), np.nan)
+    return pd.DataFrame({"value": [float(value[c]) for c in SUMMARY_COLUMNS], "ci_low": low, "ci_high": high},
+                        index=pd.Index(SUMMARY_COLUMNS, name="metric"))

@@ -1,0 +1,349 @@
+"""The one training loop of the study (contrastive pretraining, fine-tuning, ranking, MIL, localisation).
+
+A stage supplies a ``Task`` (one batch's loss, validation metrics); ``fit`` does
+the rest: device, AMP and channels_last on CUDA, DDP under torchrun, gradient
+clipping, schedulers, best weights, early stopping, atomic checkpoints, resume.
+Epoch ``e`` (0-based) starts by reseeding python, numpy and torch from
+``(seed, e)`` and ``sampler.set_epoch(e)``, so shuffling, augmentation and
+dropout of an epoch do not depend on whether the run was resumed. History rows
+and ``best_epoch`` count epochs from 1.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.hooks import RemovableHandle
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm import tqdm
+
+from spinelib.distributed import is_distributed, is_main_process, mean_over_ranks, resolve_device
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``fit`` needs besides the model, data, task and optimiser (see the module docstring)."""
+
+    epochs: int
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    channels_last: bool = True
+    grad_clip: float | None = None
+    monitor: str = "val_loss"
+    mode: str = "min"
+    patience: int | None = None
+    min_epochs: int = 0
+    checkpoint_dir: str | Path | None = None
+    resume: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("min", "max") or self.epochs < 0 or self.seed < 0:
+            raise ValueError(f"need mode 'min'/'max', epochs >= 0, seed >= 0; got {self.mode!r}, {self.epochs}, "
+                             f"{self.seed}")
+
+
+class Task(Protocol):
+    """What differs between stages."""
+
+    def train_step(self, model: nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
+        """Scalar loss of one batch (forward only; the loop does backward and the optimiser step)."""
+        ...
+
+    def evaluate(self, model: nn.Module, loader: Iterable, device: torch.device) -> dict[str, float]:
+        """Validation metrics; called under ``torch.no_grad()`` with ``model.eval()`` (the model never DDP-wrapped)."""
+        ...
+
+
+@dataclass
+class FitResult:
+    """History (one row per epoch), the best epoch (1-based), its monitored value and weights (CPU)."""
+
+    history: pd.DataFrame
+    best_epoch: int
+    best_metric: float
+    best_state: dict[str, torch.Tensor]
+    checkpoint_dir: Path | None
+
+
+def _mix(*words: int) -> int:
+    """A 32-bit seed that depends only on ``words`` (e.g. seed, epoch), well spread for neighbouring values."""
+    return int(np.random.SeedSequence(list(words)).generate_state(1)[0])
+
+
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also every CUDA device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CUDA included); prefer deterministic algorithms (warn where none exist)."""
+    _seed_all(seed)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # needed by deterministic cuBLAS
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+
+
+def _seed_worker(worker_id: int) -> None:
+    """DataLoader seeds torch in worker k as base_seed + k (base_seed drawn from the reseeded global RNG)."""
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int = 0, num_workers: int = 0,
+                drop_last: bool = False, collate_fn: Callable | None = None) -> DataLoader:
+    """A DataLoader whose order depends only on (seed, epoch); ``fit`` calls ``loader.sampler.set_epoch``.
+
+    Shuffling uses a DistributedSampler: the rank's shard under torchrun (which
+    pads the last shard with repeats and also shards ``shuffle=False`` loaders),
+    the whole permutation in a single process. Workers are created anew each
+    epoch rather than persistent, so their seeds come from the per-epoch
+    reseeding in ``fit``; persistent workers would carry RNG state across
+    epochs and break exact resume. Memory is pinned when workers are used and
+    CUDA is available.
+    """
+    sampler = None
+    if shuffle or is_distributed():
+        replicas = {} if is_distributed() else {"num_replicas": 1, "rank": 0}
+        sampler = DistributedSampler(dataset, shuffle=shuffle, seed=_mix(seed, 0, 1),  # apart from _mix(seed, epoch)
+                                     drop_last=drop_last, **replicas)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                      drop_last=drop_last, collate_fn=collate_fn,
+                      pin_memory=num_workers > 0 and torch.cuda.is_available(),
+                      worker_init_fn=_seed_worker if num_workers > 0 else None)
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone(memory_format=torch.contiguous_format) for k, v in model.state_dict().items()}
+
+
+def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _rng_state() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)  # type: ignore[misc]
+    return {"python": random.getstate(), "numpy": (kind, keys.tolist(), pos, has_gauss, gauss),
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
+                    scheduler: Any = None) -> dict:
+    """Load weights (and optimiser/scheduler state when given) from a checkpoint written by ``fit``.
+
+    Also accepts a bare state_dict file. Strict: missing or unexpected keys
+    raise ``KeyError`` naming them; a requested optimiser/scheduler state that
+    the file lacks raises too. Returns the loaded dictionary.
+    """
+    checkpoint = torch.load(Path(path), map_location="cpu", weights_only=True)
+    is_full = isinstance(checkpoint.get("model"), dict)
+    state = checkpoint["model"] if is_full else checkpoint
+    target = model.module if isinstance(model, DistributedDataParallel) else model
+    expected, found = set(target.state_dict()), set(state)
+    if expected != found:
+        raise KeyError(f"checkpoint {path} does not match the model: missing keys {sorted(expected - found)}, "
+                       f"unexpected keys {sorted(found - expected)}")
+    target.load_state_dict(state, strict=True)
+    for name, obj in (("optimizer", optimizer), ("scheduler", scheduler)):
+        if obj is None:
+            continue
+        if not is_full or checkpoint.get(name) is None:
+            raise KeyError(f"checkpoint {path} holds no {name} state")
+        obj.load_state_dict(checkpoint[name])
+    return checkpoint
+
+
+def _channels_last_inputs(module: nn.Module, args: tuple) -> tuple:
+    """Forward pre-hook: 4-D floating inputs to channels_last (registered on CUDA only)."""
+    return tuple(a.contiguous(memory_format=torch.channels_last)
+                 if isinstance(a, torch.Tensor) and a.dim() == 4 and a.is_floating_point() else a for a in args)
+
+
+def _train_epoch(net: nn.Module, task: Task, loader: Iterable, optimizer: torch.optim.Optimizer,
+                 scaler: torch.amp.GradScaler, device: torch.device, autocast: dict[str, Any],
+                 grad_clip: float | None, bar: tqdm) -> float:
+    """One pass over ``loader``; returns the mean batch loss (over all ranks)."""
+    net.train()
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    sums = torch.zeros(2, dtype=torch.float64, device=device)  # (loss total, steps)
+    for batch in loader:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(**autocast):
+            loss = task.train_step(net, batch, device)
+        scaler.scale(loss).backward()
+        if grad_clip is not None:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(params, grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        sums[0] += loss.detach().double()
+        sums[1] += 1
+        bar.update()
+        if bar.n % 10 == 1:  # a device sync, so not every step
+            bar.set_postfix(loss=f"{(sums[0] / sums[1]).item():.4g}")
+    if is_distributed():
+        dist.all_reduce(sums)
+    return (sums[0] / sums[1]).item() if sums[1] > 0 else float("nan")
+
+
+def _place(model: nn.Module, config: TrainConfig) -> tuple[torch.device, torch.dtype | None, RemovableHandle | None]:
+    """Move ``model`` to the device (channels_last on CUDA); returns (device, AMP dtype or None, input hook)."""
+    device = resolve_device(config.device)
+    if device.type == "cuda" and device.index is None:  # "cuda"/"auto": the current device (torchrun's LOCAL_RANK)
+        device = torch.device("cuda", torch.cuda.current_device())
+    model.to(device)
+    if device.type != "cuda":
+        return device, None, None
+    hook = None
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+        hook = model.register_forward_pre_hook(_channels_last_inputs)
+    amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if config.amp else None
+    return device, amp_dtype, hook
+
+
+@dataclass
+class _Progress:
+    """What a resumed run needs besides model/optimiser/scheduler/scaler state (saved in ``last.pt``)."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_metric: float | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+
+    def improved(self, value: float, mode: str) -> bool:
+        """NaN never beats a number; the first epoch always counts as an improvement."""
+        if math.isnan(value):
+            return self.best_epoch is None
+        if self.best_metric is None or math.isnan(self.best_metric):
+            return True
+        return value < self.best_metric if mode == "min" else value > self.best_metric
+
+    def stop(self, config: TrainConfig) -> bool:
+        """Early stopping: ``patience`` epochs without improvement, and at least ``min_epochs`` done."""
+        done = len(self.history)
+        return (config.patience is not None and self.best_epoch is not None and done >= config.min_epochs
+                and done - self.best_epoch >= config.patience)
+
+
+def _resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+            scaler: torch.amp.GradScaler, config: TrainConfig) -> _Progress:
+    last = load_checkpoint(path, model, optimizer, scheduler)
+    saved = last["config"]
+    if (saved["seed"], saved["monitor"], saved["mode"]) != (config.seed, config.monitor, config.mode):
+        raise ValueError(f"{path} was written with seed/monitor/mode {saved}; "
+                         f"this config has {config.seed}/{config.monitor}/{config.mode}")
+    if scaler.is_enabled() and last["scaler"]:
+        scaler.load_state_dict(last["scaler"])
+    _set_rng_state(last["rng"])
+    return _Progress(**{name: last[name] for name in ("history", "best_epoch", "best_metric", "best_state")})
+
+
+def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterable | None,
+        optimizer: torch.optim.Optimizer, config: TrainConfig, scheduler: Any = None) -> FitResult:
+    """Train ``model`` in place for ``config.epochs`` epochs (resuming from ``checkpoint_dir/last.pt``).
+
+    ``monitor`` may name a validation metric or ``train_loss``; ``val_loader``
+    may be None. A ``ReduceLROnPlateau`` scheduler steps on the monitored value,
+    any other scheduler once per epoch. Under DDP ``train_step`` gets the
+    wrapped model, validation runs on every rank (its shard) and the metrics
+    and train loss are averaged over ranks so that all ranks stop and step
+    alike; only rank 0 writes files. The model ends with the last epoch's
+    weights; the best ones are in the result.
+    """
+    seed_everything(config.seed)
+    device, amp_dtype, hook = _place(model, config)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    out = Path(config.checkpoint_dir) if config.checkpoint_dir is not None else None
+    writes = out is not None and is_main_process()
+    if writes:
+        out.mkdir(parents=True, exist_ok=True)
+    run = _Progress()
+    if out is not None and config.resume and (out / "last.pt").exists():
+        run = _resume(out / "last.pt", model, optimizer, scheduler, scaler, config)
+    net = model
+    if is_distributed():
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    show = config.progress and is_main_process()
+    autocast = dict(device_type=device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
+    epochs_bar = tqdm(total=config.epochs, initial=len(run.history), desc="epochs", mininterval=2.0, disable=not show)
+    try:
+        for epoch in range(len(run.history), config.epochs):
+            if run.stop(config):
+                break  # also makes resuming an early-stopped run a no-op
+            start = time.perf_counter()
+            _seed_all(_mix(config.seed, epoch))
+            if hasattr(getattr(train_loader, "sampler", None), "set_epoch"):
+                train_loader.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
+            lrs = {f"lr_{i}": float(group["lr"]) for i, group in enumerate(optimizer.param_groups)}
+            with tqdm(total=len(train_loader), desc=f"epoch {epoch + 1}/{config.epochs}",  # type: ignore[arg-type]
+                      leave=False, mininterval=2.0, disable=not show) as bar:
+                train_loss = _train_epoch(net, task, train_loader, optimizer, scaler, device, autocast,
+                                          config.grad_clip, bar)
+            if not math.isfinite(train_loss):
+                raise FloatingPointError(f"epoch {epoch + 1}: training loss is {train_loss}")
+            metrics: dict[str, float] = {}
+            if val_loader is not None:
+                model.eval()
+                with torch.no_grad():  # full precision: metrics as reported, and no bf16 reaching numpy
+                    metrics = {k: float(v) for k, v in task.evaluate(model, val_loader, device).items()}
+                metrics = mean_over_ranks(metrics, device)
+            row = {"epoch": epoch + 1, "train_loss": train_loss, **lrs, **metrics}
+            if config.monitor not in row:
+                raise KeyError(f"monitor {config.monitor!r} is not among the metrics {sorted(row)}")
+            value = row[config.monitor]
+            run.history.append({**row, "seconds": time.perf_counter() - start})
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                scheduler.step(value)
+            elif scheduler is not None:
+                scheduler.step()
+            if run.improved(value, config.mode):
+                run.best_epoch, run.best_metric, run.best_state = epoch + 1, value, _cpu_state(model)
+                if writes:
+                    best = {"model": run.best_state, "epoch": epoch + 1, "monitor": config.monitor,
+                            "best_metric": value, "metrics": run.history[-1]}
+                    _atomic(out / "best.pt", lambda p: torch.save(best, p))
+            if writes:
+                last = {"model": _cpu_state(model), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                        "scaler": scaler.state_dict(), "epoch": epoch + 1, **vars(run), "rng": _rng_state(),
+                        "config": {"seed": config.seed, "monitor": config.monitor, "mode": config.mode}}
+                _atomic(out / "last.pt", lambda p: torch.save(last, p))
+                _atomic(out / "history.csv", lambda p: pd.DataFrame(run.history).to_csv(p, index=False))
+            epochs_bar.update()
+            epochs_bar.set_postfix({"train_loss": f"{train_loss:.4g}", config.monitor: f"{value:.4g}"})
+    finally:
+        epochs_bar.close()
+        if hook is not None:
+            hook.remove()
+    if run.best_state is None:  # no epoch was run
+        return FitResult(pd.DataFrame(run.history), 0, float("nan"), _cpu_state(model), out)
+    return FitResult(pd.DataFrame(run.history), int(run.best_epoch), float(run.best_metric), run.best_state, out)
