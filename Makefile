@@ -38,6 +38,7 @@ clean-results:
 # Refresh the README's figures from the pipeline's outputs (run after `make repro`).
 README_FIGURES := results/00_explore/figures/example_series.png results/00_explore/figures/grade_distribution.png \
 	results/00_explore/figures/acquisition_by_centre.png results/01_crops/figures/roi_montage_spinal_canal_stenosis.png \
-	results/01_crops/figures/roi_by_true_severity.png
+	results/01_crops/figures/roi_by_true_severity.png results/02_contrastive/figures/embedding_pca.png \
+	results/03_finetune/figures/confusion_matrices.png results/03_finetune/figures/localisation.png
 readme-figures:
 	mkdir -p docs/figures && for f in $(README_FIGURES); do install -m 644 $$f docs/figures/; done

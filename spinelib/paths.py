@@ -26,6 +26,15 @@ def resolve(path: str | Path) -> Path:
     return path if path.is_absolute() else repo_root() / path
 
 
+def portable_path(path: str | Path) -> str:
+    """``path`` relative to the repository root when it lies inside it (no machine paths in outputs), else absolute."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(repo_root(path)))
+    except (FileNotFoundError, ValueError):
+        return str(path)
+
+
 def output_dir(path: str | Path | None, name: str) -> Path:
     """The folder a notebook writes to: ``path`` from params, or a fresh temporary folder when empty.
 

@@ -47,3 +47,11 @@ def test_localiser_dataset_targets_and_levels(tmp_path):
     data = LocaliserDataset(_store(tmp_path), "train")
     image, level, target, _ = data[1]
     assert image.shape == (3, 8, 8) and level.item() == 4 and target.tolist() == [0.5, 0.5]
+
+
+def test_portable_path_is_relative_inside_the_repository(tmp_path):
+    from spinelib.paths import portable_path, repo_root
+
+    root = repo_root()
+    assert portable_path(root / "data" / "phantom") == "data/phantom"
+    assert portable_path(tmp_path) == str(tmp_path.resolve())

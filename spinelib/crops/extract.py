@@ -24,6 +24,7 @@ from spinelib.crops.plan import BAG_KIND, CropConfig, plan_points, plan_volumes,
 from spinelib.crops.store import allocate
 from spinelib.data.dicom import ReadFailure, SeriesReadError, Volume, apply_window, intensity_window, read_series
 from spinelib.data.rsna import read_dataset, series_dir
+from spinelib.paths import portable_path
 from spinelib.splits import assign_splits
 
 log = logging.getLogger(__name__)
@@ -213,7 +214,7 @@ def extract_crops(root: Path | str, out_dir: Path | str, cfg: CropConfig, *, spl
     crop_log.to_csv(out_dir / "crop_log.csv", index=False)
     pd.DataFrame(failures, columns=["path", "reason"]).to_csv(out_dir / "read_failures.csv", index=False)
     splits.to_csv(out_dir / "splits.csv", index=False)
-    store_config = {"data_root": str(root), "split_unit": split_unit, "fractions": list(fractions), "seed": seed,
+    store_config = {"data_root": portable_path(root), "split_unit": split_unit, "fractions": list(fractions), "seed": seed,
                     "crops": asdict(cfg)}
     (out_dir / "config.json").write_text(json.dumps(store_config, indent=2))
     summary["skipped"] = crop_log.groupby("kind").size().to_dict()

@@ -76,6 +76,7 @@ def pretrain(p: dict, crops_dir: str | Path, out_dir: str | Path, split_column: 
                                     brightness=p["brightness"], contrast=p["contrast"])
     data = {split: RoiDataset(store, p["condition"], split, augment, split_column, views=p["views"])
             for split in ("train", "val")}
+    torch.manual_seed(p["seed"])  # the initial weights: the same whatever ran before in this process
     model = ContrastiveModel(resnet18_encoder(1), ProjectionHead(512, p["hidden_dim"], p["projection_dim"]))
     optimizer = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=p["epochs"], eta_min=p["lr_min"])

@@ -181,3 +181,17 @@ def metrics_json(metrics: pd.DataFrame) -> dict[str, float]:
     means = metrics.groupby(["split_column", "config"], sort=False)[list(TABLE_COLUMNS)].mean()
     return {f"{split}/{config}/{name}": None if np.isnan(value) else round(float(value), 4)
             for (split, config), row in means.iterrows() for name, value in row.items()}
+
+
+def summary_by(predictions: pd.DataFrame, by: str | list[str]) -> pd.DataFrame:
+    """Table 1 columns computed on the predictions of each group (e.g. per configuration)."""
+    rows = {name: classification_summary(part["grade"], part["predicted"])
+            for name, part in predictions.groupby(by, sort=False)}
+    return pd.DataFrame(rows).T[list(TABLE_COLUMNS)]
+
+
+def predict_with_checkpoints(models_dir: Path, split_column: str, configs: list[str], seed: int,
+                             dataset: RoiDataset, device: str = "auto") -> pd.DataFrame:
+    """Test predictions of each configuration's saved best checkpoint on ``dataset`` (e.g. re-cut crops)."""
+    return pd.concat([predict_split(load_classifier(models_dir / split_column / config / f"seed{seed}"), dataset,
+                                    device).assign(config=config) for config in configs], ignore_index=True)

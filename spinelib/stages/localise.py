@@ -23,6 +23,7 @@ from spinelib.crops.extract import extract_crops
 from spinelib.crops.plan import CropConfig
 from spinelib.crops.store import CropStore, open_store
 from spinelib.datasets import LocaliserDataset
+from spinelib.paths import resolve
 from spinelib.models.heads import Localiser
 from spinelib.train import FitResult, TrainConfig, fit, make_loader, resolve_device
 
@@ -111,7 +112,7 @@ def crops_at_predictions(store: CropStore, coordinates: pd.DataFrame, condition:
     config = CropConfig(**{**built["crops"], "roi_conditions": (condition,)})
     predicted = coordinates[["study_id", "condition", "level"]].assign(x=coordinates["x_predicted"],
                                                                        y=coordinates["y_predicted"])
-    extract_crops(built["data_root"], out_dir, config, split_unit=built["split_unit"],
+    extract_crops(resolve(built["data_root"]), out_dir, config, split_unit=built["split_unit"],
                   fractions=tuple(built["fractions"]), seed=built["seed"], progress=False, kinds=("roi",),
                   coordinates=predicted)
     return open_store(out_dir)
