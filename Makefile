@@ -31,6 +31,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/crops.py
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/training.py
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/ranking.py
 
 clean-results:
 	rm -rf results data/phantom data/crops
@@ -39,6 +41,10 @@ clean-results:
 README_FIGURES := results/00_explore/figures/example_series.png results/00_explore/figures/grade_distribution.png \
 	results/00_explore/figures/acquisition_by_centre.png results/01_crops/figures/roi_montage_spinal_canal_stenosis.png \
 	results/01_crops/figures/roi_by_true_severity.png results/02_contrastive/figures/embedding_pca.png \
-	results/03_finetune/figures/confusion_matrices.png results/03_finetune/figures/localisation.png
+	results/03_finetune/figures/confusion_matrices.png results/03_finetune/figures/localisation.png \
+	results/05_thresholds/figures/thresholds_spinal_canal.png results/06_evaluation/figures/uncertainty_vs_margin.png \
+	results/07_score_figure/figures/ordered_spinal_canal_stenosis.png results/07_score_figure/figures/ordered_pfirrmann.png \
+	results/07_score_figure/figures/score_vs_truth.png results/08_localisation/figures/slice_errors.png \
+	results/09_mil/figures/attention_examples.png
 readme-figures:
 	mkdir -p docs/figures && for f in $(README_FIGURES); do install -m 644 $$f docs/figures/; done

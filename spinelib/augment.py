@@ -47,3 +47,61 @@ def make_views(image: torch.Tensor, transform: Transform, views: int = 3) -> tor
     if views < 1:
         raise ValueError(f"views must be >= 1, got {views}")
     return torch.stack([transform(image) for _ in range(views)])
+
+
+# --- Disc volumes (ranking paper §3, training augmentation) ----------------------------------------------------
+
+def shift_slices(volume: torch.Tensor, shift: int) -> torch.Tensor:
+    """Move the slices of (D, H, W) by ``shift`` along D; slices shifted in from outside are zero."""
+    out = torch.zeros_like(volume)
+    d = volume.shape[0]
+    if abs(shift) < d:
+        if shift >= 0:
+            out[shift:] = volume[:d - shift]
+        else:
+            out[:d + shift] = volume[-shift:]
+    return out
+
+
+def affine_slices(volume: torch.Tensor, angle: float, scale: float, dx: float, dy: float) -> torch.Tensor:
+    """The same in-plane rotation (degrees), isotropic scale and translation (pixels) on every slice; zero fill."""
+    d, h, w = volume.shape
+    a = torch.deg2rad(torch.tensor(angle))
+    cos, sin = torch.cos(a) / scale, torch.sin(a) / scale
+    theta = torch.tensor([[cos, -sin * h / w, -2 * dx / w], [sin * w / h, cos, -2 * dy / h]], dtype=volume.dtype)
+    grid = torch.nn.functional.affine_grid(theta[None], [1, d, h, w], align_corners=False)
+    return torch.nn.functional.grid_sample(volume[None], grid, padding_mode="zeros", align_corners=False)[0]
+
+
+class VolumeAugment:
+    """Random training augmentation of a disc volume (D, H, W) in [0, 1] and its grades (T,).
+
+    Slice shift in [−max_slice_shift, max_slice_shift] (boundary slices zeroed),
+    slice-order flip with p = ``flip_p`` (mirrors the patient: grades permuted by
+    ``mirror``), intensity offset in ±``intensity_offset``, translation up to
+    ``translate`` = (horizontal, vertical) pixels, isotropic scaling in 1 ± ``scale``,
+    rotation in ±``rotation`` degrees. Draws from torch's global RNG.
+    """
+
+    def __init__(self, mirror: list[int] | None = None, max_slice_shift: int = 2, flip_p: float = 0.5,
+                 intensity_offset: float = 0.1, translate: tuple[float, float] = (32, 24), scale: float = 0.1,
+                 rotation: float = 15.0):
+        self.mirror = None if mirror is None else torch.as_tensor(mirror, dtype=torch.long)
+        self.max_slice_shift, self.flip_p, self.intensity_offset = max_slice_shift, flip_p, intensity_offset
+        self.translate, self.scale, self.rotation = translate, scale, rotation
+
+    @staticmethod
+    def _uniform(bound: float) -> float:
+        return float((torch.rand(()) * 2 - 1) * bound)
+
+    def __call__(self, volume: torch.Tensor, grades: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        shift = int(torch.randint(-self.max_slice_shift, self.max_slice_shift + 1, ()))
+        volume = shift_slices(volume, shift)
+        if float(torch.rand(())) < self.flip_p:
+            volume = volume.flip(0)
+            if self.mirror is not None:
+                grades = grades[self.mirror]
+        volume = volume + self._uniform(self.intensity_offset)
+        volume = affine_slices(volume, self._uniform(self.rotation), 1.0 + self._uniform(self.scale),
+                               self._uniform(self.translate[0]), self._uniform(self.translate[1]))
+        return volume, grades

@@ -1,4 +1,4 @@
-"""The ``spinelib`` command: ``phantom``, ``check-data``.
+"""The ``spinelib`` command: ``phantom``, ``check-data``, ``grade``.
 
 Every sub-command is a thin wrapper over a library function, so what a
 notebook does and what the command line does are the same code.
@@ -34,6 +34,41 @@ def _check_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _models_dir(path: str) -> Path:
+    """``path`` as given when it exists, else relative to the repository root (the pipeline's models/)."""
+    from spinelib.paths import resolve
+
+    if Path(path).exists() or Path(path).is_absolute():
+        return Path(path)
+    try:
+        return resolve(path)
+    except FileNotFoundError:  # not inside the repository: report the path as given
+        return Path(path)
+
+
+def _grade(args: argparse.Namespace) -> int:
+    import time
+
+    from spinelib.multistage.grade import grade_studies
+
+    start = time.perf_counter()
+    try:
+        rows, messages = grade_studies([Path(d) for d in args.study_dirs], _models_dir(args.localisation_dir),
+                                       _models_dir(args.mil_dir))
+    except FileNotFoundError as err:
+        print(f"cannot grade: {err}", file=sys.stderr)
+        return 2
+    for message in messages:
+        print(message, file=sys.stderr)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows.to_csv(out, index=False)
+    from_prior = sum("from the prior" in m for m in messages)
+    print(f"wrote {len(rows)} rows for {len(args.study_dirs)} study(ies) to {out} in "
+          f"{time.perf_counter() - start:.1f} s; {from_prior} row(s) from the prior", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spinelib", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -52,6 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
     p.add_argument("--workers", type=int, default=1)
     p.set_defaults(func=_check_data)
+
+    p = sub.add_parser("grade", help="grade unannotated studies (multi-stage pipeline) into a submission CSV")
+    p.add_argument("study_dirs", nargs="+", metavar="STUDY_DIR",
+                   help="<images>/<study_id> folder(s) of series folders; descriptions from the CSV beside <images> "
+                        "or from DICOM SeriesDescription")
+    p.add_argument("--out", default="predictions.csv", help="submission CSV (default predictions.csv)")
+    p.add_argument("--localisation-dir", default="models/localisation", help="Stage 1 checkpoints (notebook 08)")
+    p.add_argument("--mil-dir", default="models/mil", help="Stage 2 checkpoints (notebook 09)")
+    p.set_defaults(func=_grade)
     return parser
 
 

@@ -63,3 +63,51 @@ class LocaliserDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
         return self.images[i].float().div_(255.0), self.levels[i], self.targets[i], i
+
+
+class VolumeDataset(Dataset):
+    """Disc volumes of one split: ``(volume (1, D, H, W), grades (T,), disc index)``, one item per disc.
+
+    ``labels`` is :func:`spinelib.tasks.volume_labels` output. Each disc may have
+    several series; ``series`` lists those used, and each item draws one of the
+    disc's available series at random (training: T1 or T2 as in the released code)
+    or takes the first available in ``series`` order when ``sample_series`` is False.
+    Volumes are resized once to ``size`` (H, W) and kept as uint8. ``augment``
+    receives (volume, grades) and returns both (a mirror swaps left/right grades).
+    """
+
+    def __init__(self, store: CropStore, labels: pd.DataFrame, task_names: tuple[str, ...], split: str | None,
+                 series: list[str], size: tuple[int, int] | None = None, split_column: str = "split",
+                 sample_series: bool = False, augment: Callable | None = None):
+        rows = labels[labels["series_description"].isin(series)]
+        if split is not None:
+            rows = rows[rows[split_column] == split]
+        rank = {s: i for i, s in enumerate(series)}
+        rows = rows.assign(_rank=rows["series_description"].map(rank)).sort_values(["study_id", "level", "_rank"])
+        self.discs = rows.drop_duplicates(["study_id", "level"])[["study_id", "level"]].reset_index(drop=True)
+        key = pd.MultiIndex.from_frame(rows[["study_id", "level"]])
+        disc_of = pd.MultiIndex.from_frame(self.discs).get_indexer(key)
+        self.rows = rows.drop(columns="_rank").reset_index(drop=True)
+        self.members = [np.flatnonzero(disc_of == i) for i in range(len(self.discs))]
+        volumes = torch.from_numpy(np.ascontiguousarray(store.array("volume")[self.rows["row"].to_numpy()]))
+        if size is not None and tuple(volumes.shape[-2:]) != tuple(size):
+            volumes = torch.cat([torch.nn.functional.interpolate(chunk.float(), size=tuple(size), mode="area")
+                                 .round_().to(torch.uint8) for chunk in volumes.split(256)])
+        self.volumes = volumes
+        self.grades = torch.tensor(self.rows[list(task_names)].to_numpy(), dtype=torch.long)
+        self.sample_series, self.augment = sample_series, augment
+
+    def __len__(self) -> int:
+        return len(self.discs)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        members = self.members[i]
+        j = int(members[torch.randint(len(members), ()).item()]) if self.sample_series else int(members[0])
+        volume, grades = self.volumes[j].float().div_(255.0), self.grades[j].clone()
+        if self.augment is not None:
+            volume, grades = self.augment(volume, grades)
+        return volume.unsqueeze(0), grades, i
+
+    def rows_used(self) -> pd.DataFrame:
+        """The index row of the series each disc uses without sampling (for joining predictions)."""
+        return self.rows.iloc[[int(m[0]) for m in self.members]].reset_index(drop=True)

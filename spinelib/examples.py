@@ -10,6 +10,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pandas as pd
+
 from spinelib.crops.extract import extract_crops
 from spinelib.crops.plan import CropConfig
 from spinelib.paths import data_root_or_tiny_phantom
@@ -38,3 +40,58 @@ def tiny_encoders(crops_dir: Path, split_columns: list[str]) -> Path:
     for split_column in split_columns:
         pretrain(TINY_PRETRAIN, crops_dir, out, split_column, progress=False)
     return out
+
+
+TINY_VOLUMES = {"split_column": "split", "tasks": {"spinal_canal_stenosis": 3, "left_neural_foraminal_narrowing": 3,
+                                                   "right_neural_foraminal_narrowing": 3, "pfirrmann": 5,
+                                                   "disc_narrowing": 4},
+                "extra_tasks_csv": "", "first_grade": {"pfirrmann": 1},
+                "masked": {"Sagittal T1": ["pfirrmann", "disc_narrowing"]},
+                "train_series": ["Sagittal T2/STIR", "Sagittal T1"], "eval_series": ["Sagittal T2/STIR"],
+                "input_size": [16, 32], "max_slice_shift": 1, "flip_p": 0.5, "intensity_offset": 0.1,
+                "translate": [4, 3], "scale": 0.1, "rotation": 15}
+TINY_RANKING = {"seed": 0, "base_width": 4, "head_input": "embedding", "head_hidden": 16, "soft_clamp_beta": 5.0,
+                "phase1": {"epochs": 1, "min_epochs": 1, "patience": 1, "batch_size": 8, "lr": 1e-3,
+                           "weight_decay": 1e-4},
+                "phase2": {"epochs": 1, "min_epochs": 1, "patience": 1, "batch_size": 8, "lr": 1e-3,
+                           "encoder_lr": 0.0, "weight_decay": 1e-4, "min_lr": 1e-6},
+                "loss": {"scale": 10.0, "m_base": 0.5, "m_scale": 1.5, "lambda_dis": 1.0, "lambda_sim": 0.25,
+                         "hard_fraction": 0.7, "pair_fraction": 0.5, "task_reduction": "sum", "svm_margin": 1.0,
+                         "ranknet_sigma": 1.0},
+                "grad_clip": None, "num_workers": 0, "device": "cpu", "amp": False, "channels_last": False}
+TINY_TTA = {"translate": 2, "slice_shift": 1, "flips": True, "batch_size": 32}
+
+
+def tiny_ranking_inputs() -> tuple[Path, Path, Path]:
+    """(crop store, extra-task CSV, truth CSV) of a tiny phantom."""
+    crops = tiny_crop_store()
+    from spinelib.crops import open_store
+
+    root = Path(open_store(crops).config()["data_root"])
+    return crops, root / "phantom_extra_tasks.csv", root / "phantom_truth.csv"
+
+
+def tiny_ranking_run(objectives: tuple[str, ...] = ("ce", "corn", "mae", "ranknet", "deep_rank_svm", "spineranknet"),
+                     method: str = "coordinate_descent") -> dict[str, Path]:
+    """Notebook 04 in miniature: one epoch per phase, TTA predictions and validation thresholds, in a temp folder."""
+    import json
+
+    from spinelib.crops import open_store
+    from spinelib.stages import ranking, ranking_eval
+    from spinelib.tta import tta_views
+
+    crops, extra, truth = tiny_ranking_inputs()
+    out = Path(tempfile.mkdtemp(prefix="spinelib-ranking-"))
+    data = ranking.load_data(open_store(crops), {**TINY_VOLUMES, "extra_tasks_csv": str(extra)})
+    ranking.train_phase1(data, TINY_RANKING, out, progress=False)
+    runs = [(o, "mlp") for o in objectives]
+    for objective, head in runs[1:]:
+        ranking.train_phase2(data, TINY_RANKING, objective, head, out, progress=False)
+    models = ranking.load_models(TINY_RANKING, data.tasks.num_grades, runs, out)
+    for split in ("val", "test"):
+        predictions = ranking.predict_tta(models, getattr(data, split), data.tasks, tta_views(2), progress=False)
+        predictions.to_csv(out / f"predictions_{split}.csv", index=False)
+    val = pd.read_csv(out / "predictions_val.csv")
+    thresholds = ranking_eval.fit_all_thresholds(val, method)
+    (out / "thresholds.json").write_text(json.dumps(thresholds.to_dict(orient="records")))
+    return {"crops": crops, "extra": extra, "truth": truth, "run": out}

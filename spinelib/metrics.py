@@ -150,3 +150,102 @@ def summary_with_ci(y_true, y_pred, n_boot: int = 1000, seed: int = 0, level: fl
         low = high = np.full(len(SUMMARY_COLUMNS), np.nan)
     return pd.DataFrame({"value": [float(value[c]) for c in SUMMARY_COLUMNS], "ci_low": low, "ci_high": high},
                         index=pd.Index(SUMMARY_COLUMNS, name="metric"))
+
+
+# --- Ordinal metrics (ranking paper Table 1; multi-stage evaluation) -------------------------------------------
+
+ORDINAL_COLUMNS = ("balanced_accuracy", "roc_auc", "qwk", "mae", "mcc")
+
+
+def boundary_scores_from_proba(proba: np.ndarray) -> np.ndarray:
+    """(N, K) class probabilities → (N, K−1) scores for the boundaries: column c is P(grade > c)."""
+    proba = np.asarray(proba, dtype=float)
+    return np.cumsum(proba[:, ::-1], axis=1)[:, ::-1][:, 1:]
+
+
+def boundary_auc(y_true, boundary_scores: np.ndarray, num_grades: int | None = None) -> np.ndarray:
+    """Per-boundary ROC-AUC: AUC_c of ``boundary_scores[:, c]`` for the binary target grade > c.
+
+    A raw continuous score serves every boundary: pass it as an (N, 1) column
+    with ``num_grades`` K (boundaries 0..K−2); nan for a boundary where one side
+    has no disc.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    y_true = np.asarray(y_true).astype(int).ravel()
+    scores = np.asarray(boundary_scores, dtype=float).reshape(len(y_true), -1)
+    keep = y_true >= 0
+    y_true, scores = y_true[keep], scores[keep]
+    n_boundaries = scores.shape[1] if num_grades is None else num_grades - 1
+    out = np.full(n_boundaries, np.nan)
+    for c in range(n_boundaries):
+        target = y_true > c
+        if 0 < target.sum() < len(target):
+            out[c] = roc_auc_score(target, scores[:, min(c, scores.shape[1] - 1)])
+    return out
+
+
+def ordinal_summary(y_true, y_pred, boundary_scores: np.ndarray | None, num_grades: int) -> dict[str, float]:
+    """BA, ROC-AUC, QWK, MAE and MCC of predicted grades (entries with y_true < 0 dropped).
+
+    * balanced accuracy: mean recall over the grades present in y_true;
+    * ROC-AUC: mean over boundaries c = 0..K−2 of the AUC of ``boundary_scores[:, c]``
+      for grade > c (see :func:`boundary_auc`; a single score column is used for every
+      boundary); nan when ``boundary_scores`` is None;
+    * QWK: Cohen's kappa with quadratic weights over the K grades;
+    * MAE: mean |y_pred − y_true| in grade units;
+    * MCC: multi-class Matthews correlation coefficient.
+    """
+    from sklearn.metrics import cohen_kappa_score, matthews_corrcoef
+
+    y_all = np.asarray(y_true).astype(int).ravel()
+    keep = y_all >= 0
+    y_true, y_pred = _labelled(y_true, y_pred, num_grades)
+    if len(y_true) == 0:
+        return {name: float("nan") for name in ORDINAL_COLUMNS}
+    cm = _confusion_codes(num_grades * y_true + y_pred, num_grades)
+    support = cm.sum(axis=1)
+    recall = _ratio(np.diagonal(cm), support)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        auc = float(np.nanmean(boundary_auc(y_all[keep], np.asarray(boundary_scores)[keep], num_grades))) \
+            if boundary_scores is not None and len(np.unique(y_true)) > 1 else float("nan")
+        qwk = cohen_kappa_score(y_true, y_pred, labels=list(range(num_grades)), weights="quadratic")
+    return {"balanced_accuracy": float(np.nanmean(recall[support > 0])), "roc_auc": auc,
+            "qwk": float(qwk) if np.isfinite(qwk) else float("nan"),
+            "mae": float(np.abs(y_pred - y_true).mean()), "mcc": float(matthews_corrcoef(y_true, y_pred))}
+
+
+def ordinal_from_confusion(cm: np.ndarray) -> dict[str, np.ndarray]:
+    """BA, QWK and MAE from confusion matrices (..., K, K), vectorised over the leading axes.
+
+    QWK = 1 − Σ W∘O / Σ W∘E with W_ij = (i − j)² / (K − 1)², E = row sums ⊗ column sums / n.
+    """
+    k = cm.shape[-1]
+    n = cm.sum(axis=(-2, -1))
+    support = cm.sum(axis=-1)
+    recall = _ratio(np.diagonal(cm, axis1=-2, axis2=-1), support)
+    present = support > 0
+    balanced = _ratio(np.where(present, recall, 0.0).sum(axis=-1), present.sum(axis=-1))
+    i, j = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
+    weight = (i - j) ** 2 / (k - 1) ** 2
+    expected = support[..., :, None] * cm.sum(axis=-2)[..., None, :] / np.maximum(n, 1)[..., None, None]
+    qwk = 1 - _ratio((weight * cm).sum(axis=(-2, -1)), (weight * expected).sum(axis=(-2, -1)))
+    mae = _ratio((np.abs(i - j) * cm).sum(axis=(-2, -1)), n)
+    return {"balanced_accuracy": balanced, "qwk": qwk, "mae": mae}
+
+
+def bootstrap_ordinal(y_true, y_pred, num_grades: int, indices: np.ndarray) -> dict[str, np.ndarray]:
+    """BA, QWK, MAE on each resample ``indices`` (n_boot, n) of the discs; discs with y_true < 0 are skipped.
+
+    Passing the same ``indices`` for every task of a disc table gives resamples of
+    whole discs, so per-resample means over tasks yield intervals of the task mean.
+    """
+    y_true = np.asarray(y_true).astype(np.int64)
+    y_pred = np.asarray(y_pred).astype(np.int64)
+    k = num_grades
+    codes = np.where(y_true >= 0, k * y_true + np.clip(y_pred, 0, k - 1), k * k)[indices]
+    n_cells = k * k + 1
+    flat = codes + n_cells * np.arange(len(codes))[:, None]
+    counts = np.bincount(flat.ravel(), minlength=len(codes) * n_cells).reshape(len(codes), n_cells)
+    return ordinal_from_confusion(counts[:, :-1].reshape(len(codes), k, k))

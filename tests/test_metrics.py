@@ -80,3 +80,23 @@ def test_summary_with_ci_matches_bootstrap_ci():
     assert tuple(table.loc["balanced_accuracy", ["ci_low", "ci_high"]]) == pytest.approx(
         bootstrap_ci(y_true, y_pred, lambda t, p: classification_summary(t, p)["balanced_accuracy"],
                      n_boot=300, seed=3))
+
+
+def test_ordinal_summary_agrees_with_scikit_learn():
+    from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score, matthews_corrcoef, roc_auc_score
+
+    from spinelib.metrics import bootstrap_ordinal, ordinal_summary
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 4, 300)
+    score = y + rng.normal(0, 1.2, 300)
+    pred = np.clip(np.round(score), 0, 3).astype(int)
+    got = ordinal_summary(y, pred, score[:, None], 4)
+    assert got["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, pred))
+    assert got["qwk"] == pytest.approx(cohen_kappa_score(y, pred, weights="quadratic"))
+    assert got["mcc"] == pytest.approx(matthews_corrcoef(y, pred))
+    assert got["mae"] == pytest.approx(np.abs(y - pred).mean())
+    assert got["roc_auc"] == pytest.approx(np.mean([roc_auc_score(y > c, score) for c in range(3)]))
+    boot = bootstrap_ordinal(y, pred, 4, np.arange(300)[None])
+    assert boot["qwk"][0] == pytest.approx(got["qwk"]) and boot["balanced_accuracy"][0] == pytest.approx(
+        got["balanced_accuracy"])

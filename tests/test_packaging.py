@@ -47,6 +47,12 @@ NOTEBOOK_PARAMS = {
     "01_crop_extraction.ipynb": ["data.yaml", "crops.yaml"],
     "02_contrastive_pretraining.ipynb": ["contrastive.yaml"],
     "03_finetune_and_localise.ipynb": ["finetune.yaml"],
+    "04_ranking_training.ipynb": ["ranking.yaml"],
+    "05_threshold_fitting.ipynb": ["thresholds.yaml"],
+    "06_evaluation_tables.ipynb": ["evaluation.yaml"],
+    "07_score_ordered_figure.ipynb": ["score_figure.yaml"],
+    "08_localisation.ipynb": ["localisation.yaml"],
+    "09_mil_grading.ipynb": ["mil.yaml"],
 }
 
 

@@ -220,9 +220,10 @@ def extract_crops(root: Path | str, out_dir: Path | str, cfg: CropConfig, *, spl
     summary["skipped"] = crop_log.groupby("kind").size().to_dict()
     summary["read_failures"] = len(failures)
     summary["problems"] = dataset.problems
+    # timings stay out of the store, so the same inputs give a byte-identical store (and DVC hash)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=int))
     summary["seconds"] = round(time.perf_counter() - start, 2)
     summary["discs_per_second"] = round(sum(v["ok"] for v in summary["kinds"].values()) / summary["seconds"], 1)
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=int))
     for line in crop_log[crop_log["kind"] != "label"].itertuples():
         log.warning("skipped %s of study %s %s %s: %s", line.kind, line.study_id, line.condition, line.level,
                     line.reason)

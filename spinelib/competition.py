@@ -1,0 +1,117 @@
+"""The RSNA 2024 competition metric (rsna-format.md, "The competition metric").
+
+Rows are ``<study_id>_<condition>_<level>`` with probabilities ``normal_mild,
+moderate, severe`` that must sum to 1 (the official scorer normalises nothing).
+For each condition group g (spinal canal, foraminal, subarticular), over its
+labelled rows i with true grade y_i and weight w_i = (1, 2, 4)[y_i]:
+
+    L_g = - sum_i w_i log p_i[y_i] / sum_i w_i
+
+``any_severe_spinal`` is one binary row per study: t_s = 1 if any level has a
+severe spinal canal label, predicted as q_s = max over levels of p[severe],
+weights (1, 4) for t_s = (0, 1):
+
+    L_any = - sum_s v_s [t_s log q_s + (1 - t_s) log(1 - q_s)] / sum_s v_s
+
+The score is the mean of the four losses; lower is better. Probabilities are
+clipped to [eps, 1 - eps] before the logarithm (as sklearn's log loss does).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from spinelib.constants import CONDITIONS, LEVELS
+
+PROBABILITY_COLUMNS: tuple[str, ...] = ("normal_mild", "moderate", "severe")
+GRADE_WEIGHTS = np.array([1.0, 2.0, 4.0])
+ANY_SEVERE_WEIGHTS = np.array([1.0, 4.0])
+GROUPS: dict[str, tuple[str, ...]] = {
+    "spinal": ("spinal_canal_stenosis",),
+    "foraminal": ("left_neural_foraminal_narrowing", "right_neural_foraminal_narrowing"),
+    "subarticular": ("left_subarticular_stenosis", "right_subarticular_stenosis"),
+}
+EPS = 1e-15
+
+
+def row_ids(study_id: int) -> list[str]:
+    """The 25 submission row ids of one study, conditions then levels, as in sample_submission.csv."""
+    return [f"{int(study_id)}_{condition}_{level}" for condition in CONDITIONS for level in LEVELS]
+
+
+def split_row_id(row_id: pd.Series) -> pd.DataFrame:
+    """``<study_id>_<condition>_<level>`` → columns study_id (int), condition, level."""
+    parts = row_id.str.extract(r"^(\d+)_(.+)_(l\d_[ls]\d)$")
+    if parts.isna().any().any():
+        bad = row_id[parts.isna().any(axis=1)].head(3).tolist()
+        raise ValueError(f"row ids not of the form <study_id>_<condition>_<level>: {bad}")
+    return pd.DataFrame({"study_id": parts[0].astype("int64"), "condition": parts[1], "level": parts[2]},
+                        index=row_id.index)
+
+
+def check_submission(submission: pd.DataFrame, atol: float = 1e-6) -> None:
+    """Raise ``ValueError`` unless ``submission`` has row_id and the three columns, in [0, 1], rows summing to 1."""
+    missing = [c for c in ("row_id", *PROBABILITY_COLUMNS) if c not in submission.columns]
+    if missing:
+        raise ValueError(f"submission lacks column(s) {missing}; has {list(submission.columns)}")
+    proba = submission[list(PROBABILITY_COLUMNS)].to_numpy(dtype=float)
+    if not np.isfinite(proba).all() or (proba < 0).any() or (proba > 1).any():
+        raise ValueError("submission probabilities must be finite and in [0, 1]")
+    sums = proba.sum(axis=1)
+    bad = np.flatnonzero(np.abs(sums - 1.0) > atol)
+    if bad.size:
+        rows = submission["row_id"].iloc[bad[:3]].tolist()
+        raise ValueError(f"{bad.size} submission rows do not sum to 1 (e.g. {rows}: {sums[bad[:3]].round(4).tolist()})")
+    if submission["row_id"].duplicated().any():
+        repeated = submission["row_id"][submission["row_id"].duplicated()]
+        raise ValueError(f"duplicated row ids: {repeated.head(3).tolist()}")
+
+
+def weighted_log_loss(y_true: np.ndarray, proba: np.ndarray, class_weights: np.ndarray) -> float:
+    """- sum_i w[y_i] log p_i[y_i] / sum_i w[y_i] with p clipped to [EPS, 1 - EPS]."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    proba = np.clip(np.asarray(proba, dtype=float), EPS, 1 - EPS)
+    weight = class_weights[y_true]
+    picked = proba[np.arange(len(y_true)), y_true]
+    return float(-(weight * np.log(picked)).sum() / weight.sum())
+
+
+def competition_score(solution: pd.DataFrame, submission: pd.DataFrame) -> dict[str, float]:
+    """The four group losses and their mean (``score``).
+
+    ``solution``: row_id and ``grade_index`` (0, 1, 2; missing grades are
+    dropped); ``submission``: row_id and the three probability columns. Every
+    labelled row must have a prediction (a ``KeyError`` names the missing ones).
+    """
+    check_submission(submission)
+    labelled = solution[solution["grade_index"].notna()][["row_id", "grade_index"]]
+    merged = labelled.merge(submission, on="row_id", how="left")
+    absent = merged[merged["normal_mild"].isna()]["row_id"]
+    if len(absent):
+        raise KeyError(f"{len(absent)} labelled rows have no prediction, e.g. {absent.head(3).tolist()}")
+    merged = merged.join(split_row_id(merged["row_id"]))
+    y_true = merged["grade_index"].to_numpy(dtype=np.int64)
+    proba = merged[list(PROBABILITY_COLUMNS)].to_numpy(dtype=float)
+    scores: dict[str, float] = {}
+    for group, conditions in GROUPS.items():
+        rows = merged["condition"].isin(conditions).to_numpy()
+        scores[group] = weighted_log_loss(y_true[rows], proba[rows], GRADE_WEIGHTS) if rows.any() else float("nan")
+    spinal = merged[merged["condition"] == "spinal_canal_stenosis"]
+    if len(spinal):
+        per_study = spinal.assign(is_severe=spinal["grade_index"] == 2).groupby("study_id").agg(
+            target=("is_severe", "max"), q=("severe", "max"))
+        q = per_study["q"].to_numpy()
+        scores["any_severe_spinal"] = weighted_log_loss(per_study["target"].to_numpy(dtype=np.int64),
+                                                        np.stack([1 - q, q], axis=1), ANY_SEVERE_WEIGHTS)
+    else:
+        scores["any_severe_spinal"] = float("nan")
+    scores["score"] = float(np.nanmean([scores[g] for g in (*GROUPS, "any_severe_spinal")]))
+    return scores
+
+
+def solution_from_labels(labels: pd.DataFrame) -> pd.DataFrame:
+    """Long-form labels (study_id, condition, level, grade_index) → solution rows (row_id, grade_index)."""
+    row_id = labels["study_id"].astype("int64").astype(str) + "_" + labels["condition"].astype(str) + "_" \
+        + labels["level"].astype(str)
+    return pd.DataFrame({"row_id": row_id, "grade_index": labels["grade_index"]}).reset_index(drop=True)

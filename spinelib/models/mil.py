@@ -1,0 +1,109 @@
+"""Bi-LSTM attention MIL severity model (multi-stage paper §2.2.2, Listing 1, Figs. 8–9).
+
+A bag is a sequence of N slice crops around one disc. A shared 2D CNN encodes
+every instance, h_n = E(x_n); a two-layer bidirectional LSTM adds the context of
+neighbouring slices, u_1..u_N = BiLSTM(h_1..h_N). Two attentions with separate
+parameters score the instances:
+
+    primary   a_n = softmax_n(w^T tanh(u_n) + b)          z = sum_n a_n u_n,   logits = W z + c
+    auxiliary s_n = v^T tanh(u_n) + d                      (scores, supervised on their own)
+
+The auxiliary scores receive a cross-entropy loss against the bag position of
+the annotated slice (``aux_loss``). Because the branches share no parameter,
+that loss reaches the auxiliary attention, the LSTM and the encoder, never the
+primary attention or the classification head.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision import models as tv
+
+ENCODERS = ("resnet18", "resnet34", "efficientnet_b0", "efficientnet_v2_s", "efficientnet_v2_l", "convnext_small",
+            "convnext_base")
+
+
+def slice_encoder(name: str, in_channels: int = 1) -> tuple[nn.Module, int]:
+    """A randomly initialised torchvision 2D CNN (no download) mapping (B, C, H, W) → (B, F); returns it and F."""
+    if name in ENCODERS and name.startswith("resnet"):
+        net = getattr(tv, name)(weights=None)
+        old = net.conv1
+        net.conv1 = nn.Conv2d(in_channels, old.out_channels, old.kernel_size, old.stride, old.padding, bias=False)
+        dim = net.fc.in_features
+        net.fc = nn.Identity()
+        return net, dim
+    if name in ENCODERS and name.startswith("efficientnet"):
+        net = getattr(tv, name)(weights=None)
+        first = net.features[0][0]
+        net.features[0][0] = nn.Conv2d(in_channels, first.out_channels, first.kernel_size, first.stride,
+                                       first.padding, bias=False)
+        dim = net.classifier[-1].in_features
+        net.classifier = nn.Identity()
+        return net, dim
+    if name in ENCODERS and name.startswith("convnext"):
+        net = getattr(tv, name)(weights=None)
+        first = net.features[0][0]
+        net.features[0][0] = nn.Conv2d(in_channels, first.out_channels, first.kernel_size, first.stride, first.padding)
+        dim = net.classifier[-1].in_features
+        net.classifier[-1] = nn.Identity()
+        return net, dim
+    raise ValueError(f"unknown encoder {name!r}; choose one of {ENCODERS}")
+
+
+class BiLSTMAttentionMIL(nn.Module):
+    """Listing 1's aggregator: BiLSTM over instances, primary attention pooling, separate auxiliary scores.
+
+    Input (B, N, F); returns pooled z (B, 2·hidden), primary weights a (B, N), auxiliary scores s (B, N).
+    """
+
+    def __init__(self, input_dim: int, hidden: int, num_layers: int = 2, dropout: float = 0.1):
+        super().__init__()
+        self.lstm = nn.LSTM(input_dim, hidden, num_layers=num_layers, batch_first=True,
+                            dropout=dropout if num_layers > 1 else 0.0, bidirectional=True)
+        self.attention = nn.Sequential(nn.Tanh(), nn.Linear(2 * hidden, 1))      # primary: weighted sum
+        self.aux_attention = nn.Sequential(nn.Tanh(), nn.Linear(2 * hidden, 1))  # auxiliary: own loss
+        self.output_dim = 2 * hidden
+
+    def forward(self, bags: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        context, _ = self.lstm(bags)                                   # u: (B, N, 2h)
+        weights = torch.softmax(self.attention(context).squeeze(-1), dim=-1)
+        aux_scores = self.aux_attention(context).squeeze(-1)
+        pooled = torch.bmm(weights.unsqueeze(1), context).squeeze(1)   # z = sum_n a_n u_n
+        return pooled, weights, aux_scores
+
+
+class MILGrader(nn.Module):
+    """Encoder per slice → BiLSTM attention MIL → linear head over the grades.
+
+    Input (B, N, C, H, W); returns a dict with ``logits`` (B, K), ``attention``
+    (B, N: primary weights) and ``aux_scores`` (B, N: auxiliary logits).
+    """
+
+    def __init__(self, encoder: str = "resnet18", in_channels: int = 1, num_classes: int = 3,
+                 lstm_hidden: int | None = None, lstm_layers: int = 2, lstm_dropout: float = 0.1,
+                 head_dropout: float = 0.0):
+        super().__init__()
+        self.encoder, dim = slice_encoder(encoder, in_channels)
+        self.mil = BiLSTMAttentionMIL(dim, lstm_hidden or dim // 2, lstm_layers, lstm_dropout)
+        self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(self.mil.output_dim, num_classes))
+
+    def forward(self, bags: torch.Tensor) -> dict[str, torch.Tensor]:
+        batch, n = bags.shape[:2]
+        features = self.encoder(bags.flatten(0, 1)).view(batch, n, -1)
+        pooled, weights, aux_scores = self.mil(features)
+        return {"logits": self.head(pooled), "attention": weights, "aux_scores": aux_scores}
+
+
+def mil_loss(out: dict[str, torch.Tensor], grade: torch.Tensor, key_slice: torch.Tensor,
+             aux_weight: float, class_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """L = CE(logits, grade) + λ · CE(aux_scores, key_slice) (multi-stage paper §2.2.3).
+
+    ``key_slice`` is the bag position of the annotated slice, or −1 where it is
+    outside the bag (after a slice shift), which the auxiliary term ignores.
+    """
+    loss = F.cross_entropy(out["logits"], grade, weight=class_weights)
+    if aux_weight > 0 and bool((key_slice >= 0).any()):
+        loss = loss + aux_weight * F.cross_entropy(out["aux_scores"], key_slice, ignore_index=-1)
+    return loss

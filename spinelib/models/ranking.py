@@ -1,0 +1,123 @@
+"""Multi-task ordinal model of the ranking study: encoder, classification heads, one objective's heads.
+
+    z = f_θ(x) ∈ R^d                                   (Eq. 4, the 3D ResNet-18 embedding)
+    ŷ_t = W_t z ∈ R^{K_t}                               classification heads (phase 1, weighted CE)
+    h_t = φ_t(z)  (or φ_t(ŷ_t), the released code)      ranking heads (Eq. 5)
+    s_t = S · sp(βh) / (sp(βh) + sp(β(S − h)))          soft clamp to [0, S] (Eq. 6)
+
+Objectives: ``ce`` (the classification heads themselves), ``corn`` (K_t − 1
+conditional logits per task), and the score objectives ``mae``, ``ranknet``,
+``deep_rank_svm``, ``spineranknet`` (one scalar score per task).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+CLASS_OBJECTIVES = ("ce", "corn")
+SCORE_OBJECTIVES = ("mae", "ranknet", "deep_rank_svm", "spineranknet")
+OBJECTIVES = CLASS_OBJECTIVES + SCORE_OBJECTIVES
+RANKING_HEADS = ("mlp", "linear", "transformer")
+
+
+def soft_clamp(h: torch.Tensor, scale: float = 10.0, beta: float = 5.0) -> torch.Tensor:
+    """σ_S(h) = S · sp(βh) / (sp(βh) + sp(β(S − h))) (Eq. 6): smooth, increasing, inside [0, S]."""
+    a = F.softplus(beta * h)
+    b = F.softplus(beta * (scale - h))
+    return scale * a / (a + b)
+
+
+class TransformerHead(nn.Module):
+    """Ablation head: the input vector cut into ``tokens`` tokens, one transformer layer, mean-pooled to a scalar."""
+
+    def __init__(self, in_dim: int, tokens: int = 8, width: int = 64, heads: int = 4):
+        super().__init__()
+        if in_dim % tokens:
+            tokens = 1
+        self.tokens = tokens
+        self.embed = nn.Linear(in_dim // tokens, width)
+        self.position = nn.Parameter(torch.zeros(tokens, width))
+        self.layer = nn.TransformerEncoderLayer(width, heads, dim_feedforward=2 * width, dropout=0.0,
+                                                batch_first=True)
+        self.out = nn.Linear(width, 1)
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        x = self.embed(v.reshape(v.shape[0], self.tokens, -1)) + self.position
+        return self.out(self.layer(x).mean(dim=1))
+
+
+def ranking_head(kind: str, in_dim: int, hidden: int = 256) -> nn.Module:
+    """φ_t: two-layer MLP (paper), linear, or transformer (ablations); maps (B, in_dim) → (B, 1)."""
+    if kind == "mlp":
+        return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 1))
+    if kind == "linear":
+        return nn.Linear(in_dim, 1)
+    if kind == "transformer":
+        return TransformerHead(in_dim)
+    raise ValueError(f"unknown ranking head {kind!r}; choose one of {RANKING_HEADS}")
+
+
+class OrdinalModel(nn.Module):
+    """Encoder + per-task classification heads + the heads of one objective.
+
+    ``forward`` returns a dict with ``logits`` (list of (B, K_t)) always,
+    ``corn`` (list of (B, K_t − 1)) for CORN, and ``score`` (B, T) in [0, S]
+    for the score objectives. ``freeze_encoder`` keeps the encoder fixed and in
+    eval mode (no BN statistic updates) while the heads train.
+    """
+
+    def __init__(self, encoder: nn.Module, num_grades: Sequence[int], objective: str = "ce", *,
+                 head: str = "mlp", head_input: str = "embedding", hidden: int = 256, scale: float = 10.0,
+                 beta: float = 5.0, freeze_encoder: bool = False):
+        super().__init__()
+        if objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {objective!r}; choose one of {OBJECTIVES}")
+        if head_input not in ("embedding", "logits"):
+            raise ValueError(f"head_input must be 'embedding' (Eq. 5) or 'logits' (released code), got {head_input!r}")
+        self.encoder, self.objective, self.head_input = encoder, objective, head_input
+        self.num_grades = [int(k) for k in num_grades]
+        self.scale, self.beta, self.freeze_encoder = scale, beta, freeze_encoder
+        d = int(encoder.feature_dim)
+        self.cls_heads = nn.ModuleList(nn.Linear(d, k) for k in self.num_grades)
+        if objective == "corn":
+            self.corn_heads = nn.ModuleList(nn.Linear(d, k - 1) for k in self.num_grades)
+        if objective in SCORE_OBJECTIVES:
+            self.rank_heads = nn.ModuleList(ranking_head(head, d if head_input == "embedding" else k, hidden)
+                                            for k in self.num_grades)
+        if freeze_encoder:
+            self.encoder.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> "OrdinalModel":
+        super().train(mode)
+        if self.freeze_encoder:
+            self.encoder.eval()
+        return self
+
+    def objective_parameters(self) -> list[nn.Parameter]:
+        """The parameters this objective adds on top of phase 1 (the phase-2 heads); for CE its classification heads."""
+        heads = {"ce": "cls_heads", "corn": "corn_heads"}.get(self.objective, "rank_heads")
+        return list(getattr(self, heads).parameters())
+
+    def heads(self, z: torch.Tensor) -> dict[str, object]:
+        """Every output from the embedding z (B, d): lets several models share one encoder pass."""
+        logits = [head(z) for head in self.cls_heads]
+        out: dict[str, object] = {"logits": logits}
+        if self.objective == "corn":
+            out["corn"] = [head(z) for head in self.corn_heads]
+        elif self.objective in SCORE_OBJECTIVES:
+            inputs = [z] * len(logits) if self.head_input == "embedding" else logits
+            h = torch.cat([head(v) for head, v in zip(self.rank_heads, inputs)], dim=1)
+            out["score"] = soft_clamp(h, self.scale, self.beta)
+        return out
+
+    def forward(self, x: torch.Tensor) -> dict[str, object]:
+        if self.freeze_encoder:
+            with torch.no_grad():
+                z = self.encoder(x)
+        else:
+            z = self.encoder(x)
+        return self.heads(z.float())

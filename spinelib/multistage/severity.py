@@ -1,0 +1,219 @@
+"""Stage 2: severity by Bi-LSTM attention MIL, one model per bag kind (multi-stage paper §2.2.2–2.2.3).
+
+Kinds: ``bag_scs`` (spinal canal, Sagittal T2), ``bag_nfn`` (both foramina,
+Sagittal T1), ``bag_ss`` (both subarticular sides, Axial T2, left mirrored).
+Loss L = CE(logits, grade; class weights) + λ · CE(aux scores, key slice);
+checkpoint chosen on the validation split by the competition's weighted log
+loss (weights 1/2/4). Evaluation: the grading metrics of the other studies
+per condition and level, and the competition metric.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from spinelib.competition import GRADE_WEIGHTS, PROBABILITY_COLUMNS, competition_score, weighted_log_loss
+from spinelib.constants import CONDITIONS, LEVELS
+from spinelib.metrics import boundary_scores_from_proba, ordinal_summary
+from spinelib.models.mil import MILGrader, mil_loss
+from spinelib.multistage.bags import BagConfig, BagDataset
+from spinelib.train import TrainConfig, fit, load_checkpoint, make_loader
+
+KINDS = ("bag_scs", "bag_nfn", "bag_ss")
+
+
+@dataclass
+class MILTask:
+    """CE + λ · auxiliary CE; validation: weighted log loss (the competition's per-row weighting) and BA."""
+
+    aux_weight: float
+    class_weights: torch.Tensor
+
+    def train_step(self, model: nn.Module, batch, device: torch.device) -> torch.Tensor:
+        bags, grade, key, _ = batch
+        out = model(bags.to(device))
+        return mil_loss(out, grade.to(device), key.to(device), self.aux_weight, self.class_weights.to(device))
+
+    def evaluate(self, model: nn.Module, loader, device: torch.device) -> dict[str, float]:
+        proba, grades = [], []
+        for bags, grade, _, _ in loader:
+            proba.append(torch.softmax(model(bags.to(device))["logits"].float(), -1).cpu().numpy())
+            grades.append(grade.numpy())
+        proba, grades = np.concatenate(proba), np.concatenate(grades)
+        metrics = ordinal_summary(grades, proba.argmax(1), boundary_scores_from_proba(proba), 3)
+        return {"val_wll": weighted_log_loss(grades, proba, GRADE_WEIGHTS), "val_ba": metrics["balanced_accuracy"]}
+
+
+def labelled(sources: np.ndarray, index: pd.DataFrame, split: str | None = None) -> tuple[np.ndarray, pd.DataFrame]:
+    """Rows whose region was made and whose grade is known (optionally of one split)."""
+    keep = (index["status"] == "ok") & index["grade_index"].notna()
+    if split is not None:
+        keep &= index["split"] == split
+    rows = np.flatnonzero(keep.to_numpy())
+    return sources[rows], index.iloc[rows].reset_index(drop=True)
+
+
+def build_grader(hp: dict, encoder: str) -> MILGrader:
+    return MILGrader(encoder, 1, 3, hp["lstm_hidden"], hp["lstm_layers"], hp["lstm_dropout"], hp["head_dropout"])
+
+
+def train_grader(train: tuple[np.ndarray, pd.DataFrame], held: tuple[np.ndarray, pd.DataFrame], cfg: BagConfig,
+                 hp: dict, encoder: str, shift_probabilities: list[float], folder: Path, progress: bool = True):
+    """Train one MIL model on ``train`` (regions, index), checkpoint by the weighted log loss on ``held``."""
+    (train_x, train_i), (val_x, val_i) = train, held
+    condition = train_i["condition"].iloc[0]
+    augment = {k: hp[k] for k in ("brightness_contrast_p", "brightness", "contrast", "shift_scale_rotate_p",
+                                  "ssr_shift", "ssr_scale", "ssr_rotate")}
+    train = BagDataset(train_x, train_i["grade_index"].to_numpy(int), cfg, condition, shift_probabilities, augment)
+    val = BagDataset(val_x, val_i["grade_index"].to_numpy(int), cfg, condition)
+    torch.manual_seed(hp["seed"])
+    model = build_grader(hp, encoder)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(hp["epochs"], 1))
+    has_val = len(val) > 0
+    config = TrainConfig(epochs=hp["epochs"], seed=hp["seed"], device=hp["device"], amp=hp["amp"], channels_last=False,
+                         monitor="val_wll" if has_val else "train_loss", mode="min", checkpoint_dir=folder,
+                         grad_clip=hp["grad_clip"], progress=progress)
+    task = MILTask(hp["aux_weight"], torch.tensor(hp["class_weights"], dtype=torch.float32))
+    result = fit(model, task, make_loader(train, hp["batch_size"], shuffle=True, seed=hp["seed"]),
+                 make_loader(val, hp["batch_size"], shuffle=False) if has_val else None, optimizer, config, scheduler)
+    model.load_state_dict(result.best_state)
+    (Path(folder) / "last.pt").unlink(missing_ok=True)  # finished: best.pt and history.csv are kept
+    return model, result
+
+
+@torch.no_grad()
+def predict_bags(models: list[nn.Module], bags: torch.Tensor | np.ndarray,
+                 batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Mean probabilities (N, 3) over models and the first model's primary attention (N, n) for bags (N, n, 1, h, w)."""
+    bags = torch.as_tensor(bags)
+    proba, attention = [], []
+    for m, model in enumerate(models):
+        model.eval()
+        outs = [model(bags[s:s + batch_size]) for s in range(0, len(bags), batch_size)]
+        proba.append(torch.cat([torch.softmax(o["logits"], -1) for o in outs]).numpy())
+        if m == 0:
+            attention = torch.cat([o["attention"] for o in outs]).numpy()
+    return np.mean(proba, axis=0), attention
+
+
+def dataset_bags(dataset: BagDataset) -> torch.Tensor:
+    """All bags of a dataset stacked (no jitter there: the bags at the points)."""
+    return torch.stack([dataset[i][0] for i in range(len(dataset))]) if len(dataset) else torch.zeros(0)
+
+
+def predict_rows(models: list[nn.Module], sources: np.ndarray, index: pd.DataFrame, cfg: BagConfig) -> pd.DataFrame:
+    """``index`` rows with the three probabilities and the attention over the bag's slices."""
+    condition = index["condition"].iloc[0] if len(index) else CONDITIONS[0]
+    dataset = BagDataset(sources, np.zeros(len(sources), dtype=int), cfg, condition)
+    proba, attention = np.zeros((0, 3)), np.zeros((0, 1))
+    if len(dataset):
+        proba, attention = predict_bags(models, dataset_bags(dataset))
+    out = index.copy()
+    out[list(PROBABILITY_COLUMNS)] = proba.astype(np.float64)
+    out["attention"] = [json.dumps(np.round(a, 4).tolist()) for a in attention]
+    return out
+
+
+def grade_prior(labels: pd.DataFrame) -> pd.DataFrame:
+    """Grade frequencies per condition and level on the labels given (e.g. the training split), Laplace-smoothed."""
+    rows = []
+    for condition in CONDITIONS:
+        for level in LEVELS:
+            grades = labels.loc[(labels["condition"] == condition) & (labels["level"] == level), "grade_index"].dropna()
+            counts = np.bincount(grades.astype(int), minlength=3) + 1.0
+            proba = dict(zip(PROBABILITY_COLUMNS, counts / counts.sum()))
+            rows.append({"condition": condition, "level": level, **proba})
+    return pd.DataFrame(rows)
+
+
+def metrics_by(predictions: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """BA, ROC-AUC, QWK, MAE, MCC (and n) per group of labelled predictions."""
+    rows = {}
+    for key, group in predictions.dropna(subset=["grade_index"]).groupby(by, sort=False):
+        proba = group[list(PROBABILITY_COLUMNS)].to_numpy(float)
+        y = group["grade_index"].to_numpy(int)
+        rows[key] = {**ordinal_summary(y, proba.argmax(1), boundary_scores_from_proba(proba), 3), "n": len(group)}
+    table = pd.DataFrame(rows).T
+    table.index.names = by
+    return table
+
+
+def submission_score(predictions: pd.DataFrame, labels: pd.DataFrame, prior: pd.DataFrame) -> dict[str, float]:
+    """Competition metric over every labelled row of the studies in ``labels``; rows not predicted get the prior."""
+    keys = ["study_id", "condition", "level"]
+    rows = labels[keys + ["grade_index"]].merge(predictions[keys + list(PROBABILITY_COLUMNS)], on=keys, how="left")
+    rows[list(PROBABILITY_COLUMNS)] = rows[list(PROBABILITY_COLUMNS)].astype(np.float64)
+    filled = rows[keys].merge(prior, on=["condition", "level"], how="left")
+    missing = rows["normal_mild"].isna()
+    rows.loc[missing, list(PROBABILITY_COLUMNS)] = filled.loc[missing, list(PROBABILITY_COLUMNS)].to_numpy()
+    proba = rows[list(PROBABILITY_COLUMNS)].to_numpy(float)
+    rows[list(PROBABILITY_COLUMNS)] = proba / proba.sum(axis=1, keepdims=True)
+    row_id = rows["study_id"].astype(str) + "_" + rows["condition"] + "_" + rows["level"]
+    scores = competition_score(pd.DataFrame({"row_id": row_id, "grade_index": rows["grade_index"]}),
+                               rows[list(PROBABILITY_COLUMNS)].assign(row_id=row_id))
+    return {**scores, "rows_from_prior": int(missing.sum())}
+
+
+def train_graders(sources: dict[str, tuple[np.ndarray, pd.DataFrame]], cfg: BagConfig, hp: dict,
+                  shift_probabilities: list[float], out_dir: Path, progress: bool = True):
+    """One model per kind, encoder and fold (fold f holds out a part of the training patients; one fold: the val split).
+
+    Writes ``config.json`` (bag geometry, model settings, checkpoints) for :func:`load_graders`.
+    """
+    from spinelib.multistage.cohort import fold_of
+
+    out_dir = Path(out_dir)
+    models, histories, checkpoints = {}, {}, {}
+    for kind, (regions, index) in sources.items():
+        x, i = labelled(regions, index)
+        for encoder in hp["encoders"]:
+            for fold in range(hp["folds"]):
+                if hp["folds"] == 1:
+                    train, held = (i["split"] == "train").to_numpy(), (i["split"] == "val").to_numpy()
+                else:
+                    in_fold = fold_of(i["study_id"], hp["folds"], hp["seed"]) == fold
+                    held = ((i["split"] == "train") & in_fold).to_numpy()
+                    train = (i["split"] == "train").to_numpy() & ~held
+                if not train.any():
+                    continue
+                folder = out_dir / kind / encoder / f"fold{fold}"
+                kind_hp = {**hp, "epochs": hp["epochs"][kind]}  # epochs per bag kind
+                model, result = train_grader((x[train], i[train].reset_index(drop=True)),
+                                             (x[held], i[held].reset_index(drop=True)), cfg, kind_hp, encoder,
+                                             shift_probabilities, folder, progress)
+                models.setdefault(kind, []).append(model.eval())
+                histories[f"{kind}/{encoder}/fold{fold}"] = result.history
+                checkpoints.setdefault(kind, []).append([encoder, str(folder.relative_to(out_dir) / "best.pt")])
+    model_keys = ("lstm_hidden", "lstm_layers", "lstm_dropout", "head_dropout")
+    config = {"bags": {"bag_slices": cfg.bag_slices, "max_shift": cfg.max_shift, "margin": cfg.margin,
+                       "scale": cfg.scale, "ranges": cfg.ranges},
+              "model": {k: hp[k] for k in model_keys}, "checkpoints": checkpoints,
+              "shift_probabilities": shift_probabilities}
+    (out_dir / "config.json").write_text(json.dumps(config, indent=2))
+    return models, histories
+
+
+def load_graders(folder: Path) -> tuple[dict[str, list[MILGrader]], BagConfig, pd.DataFrame]:
+    """MIL models by kind from ``folder/config.json``, the bag configuration and the grade prior."""
+    folder = Path(folder)
+    path = folder / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no MIL config; run notebook 09 (`dvc repro mil`) first")
+    config = json.loads(path.read_text())
+    cfg = BagConfig(**{**config["bags"], "ranges": {k: tuple(v) for k, v in config["bags"]["ranges"].items()}})
+    models = {}
+    for kind, checkpoints in config["checkpoints"].items():
+        models[kind] = []
+        for encoder, ckpt in checkpoints:
+            model = build_grader(config["model"], encoder)
+            load_checkpoint(folder / ckpt, model)
+            models[kind].append(model.eval())
+    return models, cfg, pd.read_csv(folder / "prior.csv")

@@ -1,0 +1,60 @@
+"""The Bi-LSTM attention MIL model: shapes, attention sums, and where the auxiliary loss sends gradient."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from spinelib.models.mil import BiLSTMAttentionMIL, MILGrader, mil_loss, slice_encoder
+
+
+def test_aggregator_shapes_and_weights_sum_to_one():
+    torch.manual_seed(0)
+    mil = BiLSTMAttentionMIL(input_dim=16, hidden=8)
+    pooled, weights, aux = mil(torch.randn(3, 5, 16))
+    assert pooled.shape == (3, 16) and weights.shape == (3, 5) and aux.shape == (3, 5)
+    assert torch.allclose(weights.sum(dim=1), torch.ones(3))
+    assert mil.lstm.num_layers == 2 and mil.lstm.bidirectional
+
+
+def test_grader_shapes():
+    torch.manual_seed(0)
+    model = MILGrader("resnet18", in_channels=1, num_classes=3, lstm_hidden=32).eval()
+    out = model(torch.randn(2, 5, 1, 32, 48))
+    assert out["logits"].shape == (2, 3) and out["attention"].shape == (2, 5) and out["aux_scores"].shape == (2, 5)
+
+
+def test_the_two_attentions_share_no_parameters():
+    mil = BiLSTMAttentionMIL(input_dim=8, hidden=4)
+    primary = {id(p) for p in mil.attention.parameters()}
+    auxiliary = {id(p) for p in mil.aux_attention.parameters()}
+    assert primary and auxiliary and not primary & auxiliary
+
+
+def test_auxiliary_loss_sends_no_gradient_to_primary_attention_or_head():
+    torch.manual_seed(0)
+    model = MILGrader("resnet18", lstm_hidden=16)
+    out = model(torch.randn(2, 5, 1, 32, 32))
+    aux_only = torch.nn.functional.cross_entropy(out["aux_scores"], torch.tensor([2, 1]))
+    aux_only.backward()
+    for name, module in (("attention", model.mil.attention), ("head", model.head)):
+        for p in module.parameters():
+            assert p.grad is None or torch.count_nonzero(p.grad) == 0, name
+    # ...while it does reach the auxiliary attention, the LSTM and the encoder
+    assert torch.count_nonzero(model.mil.aux_attention[1].weight.grad) > 0
+    assert torch.count_nonzero(model.mil.lstm.weight_ih_l0.grad) > 0
+    assert torch.count_nonzero(model.encoder.conv1.weight.grad) > 0
+
+
+def test_mil_loss_adds_the_auxiliary_term_and_ignores_shifted_bags():
+    out = {"logits": torch.tensor([[2.0, 0.0, 0.0]]), "aux_scores": torch.tensor([[0.0, 0.0, 1.0, 0.0, 0.0]])}
+    grade = torch.tensor([0])
+    ce = torch.nn.functional.cross_entropy(out["logits"], grade)
+    aux = torch.nn.functional.cross_entropy(out["aux_scores"], torch.tensor([2]))
+    assert mil_loss(out, grade, torch.tensor([2]), 0.5).item() == pytest.approx((ce + 0.5 * aux).item())
+    assert mil_loss(out, grade, torch.tensor([-1]), 0.5).item() == pytest.approx(ce.item())
+
+
+def test_unknown_encoder_is_named():
+    with pytest.raises(ValueError, match="vgg"):
+        slice_encoder("vgg")
