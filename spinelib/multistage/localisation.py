@@ -147,6 +147,7 @@ def train_localisers(cohort: Cohort, hp: dict, out_dir: Path, progress: bool = T
             train, held = _partition(targets, hp["folds"], fold, hp["instance"]["seed"])
             if len(train) == 0:
                 continue
+            torch.manual_seed(hp["instance"]["seed"])  # initial weights: torch's default seed differs per process
             model = loc.build_instance(series_type)
             task = InstanceTask(hp["stack_depth"], hp["instance"]["z_weight"], hp["instance"]["reg_weight"])
             folder = out_dir / "instance" / key / f"fold{fold}"

@@ -140,7 +140,7 @@ def metrics_by(predictions: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     for key, group in predictions.dropna(subset=["grade_index"]).groupby(by, sort=False):
         proba = group[list(PROBABILITY_COLUMNS)].to_numpy(float)
         y = group["grade_index"].to_numpy(int)
-        rows[key] = {**ordinal_summary(y, proba.argmax(1), boundary_scores_from_proba(proba), 3), "n": len(group)}
+        rows[key if len(by) > 1 else key[0]] = {**ordinal_summary(y, proba.argmax(1), boundary_scores_from_proba(proba), 3), "n": len(group)}
     table = pd.DataFrame(rows).T
     table.index.names = by
     return table
