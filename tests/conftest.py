@@ -1,7 +1,16 @@
-"""Shared test fixtures: tiny RSNA-layout CSV sets and small DICOM series built in tmp_path."""
+"""Shared test fixtures: tiny RSNA-layout CSV sets and small DICOM series built in tmp_path.
+
+Also the run's temporary folder: the tiny stores, runs and reports that tests
+and notebooks (run by nbval in their own kernels) make with ``tempfile`` go
+under one folder, removed when the run passes and kept, with its path
+printed, when it fails.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,6 +24,34 @@ from spinelib.constants import CONDITIONS, LEVELS, label_column
 
 SAGITTAL_IOP = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)  # rows run anterior->posterior, columns head->foot
 AXIAL_IOP = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+RUN_TMP = pytest.StashKey[tuple[Path, str | None]]()
+RUN_FAILED = pytest.StashKey[bool]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    root = Path(tempfile.mkdtemp(prefix="spinelib-tests-"))
+    config.stash[RUN_TMP] = (root, os.environ.get("TMPDIR"))
+    os.environ["TMPDIR"] = str(root)  # inherited by the kernels nbval starts
+    tempfile.tempdir = None           # this process re-reads TMPDIR
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    root, before = config.stash.get(RUN_TMP, (None, None))
+    if root is None:
+        return
+    if before is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = before
+    tempfile.tempdir = None
+    if config.stash.get(RUN_FAILED, False):
+        print(f"\ntemporary files of this run kept in {root}")
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[RUN_FAILED] = exitstatus != 0
 
 
 def _write_dicom(
