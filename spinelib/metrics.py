@@ -44,11 +44,12 @@ def _labelled(y_true, y_pred, num_classes: int | None = None) -> tuple[np.ndarra
     return y_true, y_pred
 
 
-def _confusion_codes(codes: np.ndarray, num_classes: int) -> np.ndarray:
+def confusion_from_codes(codes: np.ndarray, num_classes: int) -> np.ndarray:
     """Confusion matrices (..., K, K) from codes K * true + pred (..., n), one per leading index."""
     lead = codes.shape[:-1]
     n_cells = num_classes * num_classes
-    flat = codes.reshape(-1, codes.shape[-1]) + n_cells * np.arange(int(np.prod(lead, dtype=np.int64)))[:, None]
+    matrices = int(np.prod(lead, dtype=np.int64))
+    flat = codes.reshape(matrices, codes.shape[-1]) + n_cells * np.arange(matrices)[:, None]  # n = 0 allowed
     counts = np.bincount(flat.ravel(), minlength=flat.shape[0] * n_cells)
     return counts.reshape(*lead, num_classes, num_classes)
 
@@ -56,12 +57,13 @@ def _confusion_codes(codes: np.ndarray, num_classes: int) -> np.ndarray:
 def confusion(y_true, y_pred, num_classes: int = 3) -> np.ndarray:
     """Confusion matrix C (K, K): C[i, j] = number of discs of true grade i predicted as j."""
     y_true, y_pred = _labelled(y_true, y_pred, num_classes)
-    return _confusion_codes(num_classes * y_true + y_pred, num_classes)
+    return confusion_from_codes(num_classes * y_true + y_pred, num_classes)
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """numerator / denominator, nan where the denominator is 0."""
-    return np.where(denominator > 0, numerator / np.maximum(denominator, 1), np.nan)
+    """numerator / denominator, nan where the denominator is 0 (it may be a float below 1, e.g. Σ W∘E of QWK)."""
+    positive = denominator > 0
+    return np.where(positive, numerator / np.where(positive, denominator, 1), np.nan)
 
 
 def _summary_of(cm: np.ndarray) -> dict[str, np.ndarray]:
@@ -144,7 +146,7 @@ def summary_with_ci(y_true, y_pred, n_boot: int = 1000, seed: int = 0, level: fl
     value = _summary_of(confusion(y_true, y_pred, k))
     if len(y_true):
         codes = (k * y_true + y_pred)[_resample_indices(len(y_true), n_boot, seed)]
-        resampled = _summary_of(_confusion_codes(codes, k))
+        resampled = _summary_of(confusion_from_codes(codes, k))
         low, high = _percentile_interval(np.stack([resampled[c] for c in SUMMARY_COLUMNS], axis=1), level)
     else:
         low = high = np.full(len(SUMMARY_COLUMNS), np.nan)
@@ -196,24 +198,20 @@ def ordinal_summary(y_true, y_pred, boundary_scores: np.ndarray | None, num_grad
     * MAE: mean |y_pred − y_true| in grade units;
     * MCC: multi-class Matthews correlation coefficient.
     """
-    from sklearn.metrics import cohen_kappa_score, matthews_corrcoef
+    from sklearn.metrics import matthews_corrcoef
 
     y_all = np.asarray(y_true).astype(int).ravel()
     keep = y_all >= 0
     y_true, y_pred = _labelled(y_true, y_pred, num_grades)
     if len(y_true) == 0:
         return {name: float("nan") for name in ORDINAL_COLUMNS}
-    cm = _confusion_codes(num_grades * y_true + y_pred, num_grades)
-    support = cm.sum(axis=1)
-    recall = _ratio(np.diagonal(cm), support)
+    from_cm = ordinal_from_confusion(confusion_from_codes(num_grades * y_true + y_pred, num_grades))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         auc = float(np.nanmean(boundary_auc(y_all[keep], np.asarray(boundary_scores)[keep], num_grades))) \
             if boundary_scores is not None and len(np.unique(y_true)) > 1 else float("nan")
-        qwk = cohen_kappa_score(y_true, y_pred, labels=list(range(num_grades)), weights="quadratic")
-    return {"balanced_accuracy": float(np.nanmean(recall[support > 0])), "roc_auc": auc,
-            "qwk": float(qwk) if np.isfinite(qwk) else float("nan"),
-            "mae": float(np.abs(y_pred - y_true).mean()), "mcc": float(matthews_corrcoef(y_true, y_pred))}
+    return {"balanced_accuracy": float(from_cm["balanced_accuracy"]), "roc_auc": auc, "qwk": float(from_cm["qwk"]),
+            "mae": float(from_cm["mae"]), "mcc": float(matthews_corrcoef(y_true, y_pred))}
 
 
 def ordinal_from_confusion(cm: np.ndarray) -> dict[str, np.ndarray]:

@@ -36,6 +36,8 @@ import warnings
 import numpy as np
 from scipy.optimize import minimize
 
+from spinelib.metrics import confusion_from_codes, ordinal_from_confusion
+
 _DEFAULT_WEIGHTS = (0.5, 0.3, 0.2)  # BA, QWK, 1 − MAE/(K − 1): the released code's composite
 
 
@@ -94,28 +96,19 @@ def apply_thresholds(scores, thresholds) -> np.ndarray:
 # --- The composite objective --------------------------------------------------------------------------------------
 
 def _objective_from_confusion(cm: np.ndarray, weights=_DEFAULT_WEIGHTS) -> np.ndarray:
-    """J = w_BA·BA + w_QWK·QWK + w_MAE·(1 − MAE/(K − 1)) of confusion matrices (..., K, K), vectorised."""
-    cm = np.asarray(cm, dtype=float)
+    """J = w_BA·BA + w_QWK·QWK + w_MAE·(1 − MAE/(K − 1)) of confusion matrices (..., K, K), vectorised.
+
+    QWK counts as 0 where it is undefined (Σ W∘E = 0).
+    """
     k = cm.shape[-1]
-    n = cm.sum(axis=(-2, -1))
-    support = cm.sum(axis=-1)
-    predicted = cm.sum(axis=-2)
-    recall = np.diagonal(cm, axis1=-2, axis2=-1) / np.maximum(support, 1)
-    present = support > 0
-    balanced = (recall * present).sum(axis=-1) / np.maximum(present.sum(axis=-1), 1)
-    i, j = np.indices((k, k))
-    weight = (i - j) ** 2 / (k - 1) ** 2
-    observed = (weight * cm).sum(axis=(-2, -1))
-    expected = np.einsum("ij,...i,...j->...", weight, support, predicted) / np.maximum(n, 1)
-    qwk = np.where(expected > 0, 1 - observed / np.where(expected > 0, expected, 1), 0.0)
-    mae = (np.abs(i - j) * cm).sum(axis=(-2, -1)) / np.maximum(n, 1)
+    terms = ordinal_from_confusion(np.asarray(cm, dtype=float))
     w_ba, w_qwk, w_mae = weights
-    return w_ba * balanced + w_qwk * qwk + w_mae * (1 - mae / (k - 1))
+    return w_ba * terms["balanced_accuracy"] + w_qwk * np.nan_to_num(terms["qwk"], nan=0.0) \
+        + w_mae * (1 - terms["mae"] / (k - 1))
 
 
 def _confusion(grades: np.ndarray, predicted: np.ndarray, num_grades: int) -> np.ndarray:
-    return np.bincount(num_grades * grades + predicted, minlength=num_grades * num_grades).reshape(
-        num_grades, num_grades)
+    return confusion_from_codes(num_grades * grades + predicted, num_grades)
 
 
 def composite_objective(grades, predicted, num_grades: int, weights=_DEFAULT_WEIGHTS) -> float:

@@ -100,3 +100,20 @@ def test_ordinal_summary_agrees_with_scikit_learn():
     boot = bootstrap_ordinal(y, pred, 4, np.arange(300)[None])
     assert boot["qwk"][0] == pytest.approx(got["qwk"]) and boot["balanced_accuracy"][0] == pytest.approx(
         got["balanced_accuracy"])
+
+
+def test_qwk_with_little_expected_disagreement_agrees_with_scikit_learn():
+    """Σ W∘E below 1 (one disc off the majority grade): QWK = 1 − 0.25 / 0.25 = 0, as scikit-learn says."""
+    from sklearn.metrics import cohen_kappa_score
+
+    from spinelib.metrics import bootstrap_ordinal, ordinal_summary
+
+    y, pred = np.array([0] * 9 + [1]), np.zeros(10, dtype=int)
+    expected = cohen_kappa_score(y, pred, labels=[0, 1, 2], weights="quadratic")
+    assert expected == pytest.approx(0.0)
+    assert ordinal_summary(y, pred, None, 3)["qwk"] == pytest.approx(expected)
+    assert bootstrap_ordinal(y, pred, 3, np.arange(10)[None])["qwk"][0] == pytest.approx(expected)
+
+
+def test_confusion_of_only_missing_grades_is_all_zero():
+    assert confusion([-1, -1], [0, 2], 3).tolist() == [[0] * 3] * 3

@@ -28,7 +28,7 @@ from spinelib.datasets import VolumeDataset
 from spinelib.losses.ordinal import (corn_loss, corn_probabilities, inverse_frequency_weights, mae_loss,
                                      weighted_cross_entropy)
 from spinelib.losses.ranking import deep_rank_svm_loss, ranknet_loss, spineranknet_loss
-from spinelib.metrics import boundary_auc
+from spinelib.metrics import boundary_auc, recall_per_class
 from spinelib.models.ranking import SCORE_OBJECTIVES, OrdinalModel
 from spinelib.models.resnet3d import resnet3d18
 from spinelib.tasks import TaskSet, volume_labels
@@ -134,11 +134,8 @@ class OrdinalTask:
             aucs.append(np.nanmean(boundary_auc(grade[:, t], columns, k)) if len(np.unique(grade[grade[:, t] >= 0, t])) > 1
                         else np.nan)
             if self.objective not in SCORE_OBJECTIVES:
-                pred = class_decision(bound[:, t, :k - 1], self.objective)
-                keep = grade[:, t] >= 0
-                recalls = [np.mean(pred[keep & (grade[:, t] == c)] == c) for c in range(k)
-                           if (keep & (grade[:, t] == c)).any()]
-                bas.append(np.mean(recalls) if recalls else np.nan)
+                recalls = recall_per_class(grade[:, t], class_decision(bound[:, t, :k - 1], self.objective), k)
+                bas.append(np.nanmean(recalls) if np.isfinite(recalls).any() else np.nan)
         metrics = {"auc": float(np.nanmean(aucs))}
         if bas:
             metrics["balanced_accuracy"] = float(np.nanmean(bas))
