@@ -11,19 +11,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from spinelib.crops.geometry import Box, crop_origin, crop_plane, crop_stack, resize_stack, to_uint8
 from spinelib.crops.plan import BAG_KIND, CropConfig, plan_points, plan_volumes, skipped_labels, with_coordinates
 from spinelib.crops.store import allocate
 from spinelib.data.dicom import ReadFailure, SeriesReadError, Volume, apply_window, intensity_window, read_series
 from spinelib.data.rsna import read_dataset, series_dir
+from spinelib.parallel import process_map
 from spinelib.paths import portable_path
 from spinelib.splits import assign_splits
 
@@ -185,19 +184,14 @@ def extract_crops(root: Path | str, out_dir: Path | str, cfg: CropConfig, *, spl
         for i, row in enumerate(plan.to_dict("records")):
             by_study.setdefault(int(row["study_id"]), {}).setdefault(kind, []).append({**row, "row": i})
     jobs = [(root, study, tasks, cfg) for study, tasks in sorted(by_study.items())]
-    pool = ProcessPoolExecutor(workers) if workers > 1 else None
-    results = pool.map(_crop_study_star, jobs, chunksize=2) if pool else map(_crop_study_star, jobs)
-    try:
-        for result in tqdm(results, total=len(jobs), desc="crops", unit="study", disable=not progress):
-            failures.extend(result["failures"])
-            for kind, items in result["crops"].items():
-                for i, crop, info in items:
-                    if crop is not None:
-                        arrays[kind][i] = crop
-                    geometry[kind][i] = info
-    finally:
-        if pool:
-            pool.shutdown()
+    for result in process_map(_crop_study_star, jobs, workers, chunksize=2, progress=progress, desc="crops",
+                              unit="study"):
+        failures.extend(result["failures"])
+        for kind, items in result["crops"].items():
+            for i, crop, info in items:
+                if crop is not None:
+                    arrays[kind][i] = crop
+                geometry[kind][i] = info
     log_rows = [skipped_labels(labels, dataset.series).assign(kind="label", series_id=pd.NA)[LOG_COLUMNS]]
     summary = {"studies": int(labels["study_id"].nunique()), "split_unit": split_unit, "kinds": {}}
     for kind, plan in plans.items():

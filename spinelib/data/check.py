@@ -8,16 +8,15 @@ JSON-serialisable report; :func:`format_report` prints it for people.
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from spinelib.constants import CONDITION_SERIES, CONDITIONS, GRADES, SERIES_TYPES
 from spinelib.data.dicom import InstanceReadError, read_instance
 from spinelib.data.rsna import DataFormatError, image_dir, read_dataset
+from spinelib.parallel import process_map
 
 _CHUNKSIZE = 16
 
@@ -38,12 +37,9 @@ def _scan(path: str) -> tuple[str, int, int, str | None]:
 
 
 def _scan_all(paths: list[str], *, progress: bool, workers: int) -> list[tuple[str, int, int, str | None]]:
-    bar = dict(total=len(paths), desc="reading DICOM", unit="file", disable=not progress)
-    if workers <= 1:
-        return [_scan(p) for p in tqdm(paths, **bar)]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        # ``map`` yields in submission order, so the report is deterministic.
-        return list(tqdm(pool.map(_scan, paths, chunksize=_CHUNKSIZE), **bar))
+    # results come in submission order, so the report is deterministic
+    return list(process_map(_scan, paths, workers, chunksize=_CHUNKSIZE, progress=progress, desc="reading DICOM",
+                            unit="file"))
 
 
 def _instance_table(images: Path, scans: list[tuple[str, int, int, str | None]]) -> pd.DataFrame:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -27,12 +26,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
-from spinelib.crops.geometry import Box, crop_stack, resize_stack
+from spinelib.crops.geometry import Box, crop_stack, resize_stack, to_uint8
 from spinelib.crops.plan import BAG_KIND, TABLE1_RANGES
 from spinelib.data.dicom import SeriesReadError, read_series
-from spinelib.multistage.inputs import to_uint8
+from spinelib.parallel import process_map
 
 MIRRORED = ("left_subarticular_stenosis",)
 
@@ -181,16 +179,10 @@ def build_sources(images: Path, points: pd.DataFrame, cfg: BagConfig, workers: i
         status = np.full(len(plan), "not made", dtype=object)
         jobs = [(images, group.assign(row=group.index).to_dict("records"), cfg)
                 for _, group in plan.groupby("study_id")]
-        pool = ProcessPoolExecutor(workers) if workers > 1 else None
-        try:
-            results = pool.map(_study_sources, jobs, chunksize=4) if pool else map(_study_sources, jobs)
-            for found in tqdm(results, total=len(jobs), desc=kind, disable=not progress):
-                for row, region, reason in found:
-                    if region is not None:
-                        regions[row] = region
-                    status[row] = reason
-        finally:
-            if pool:
-                pool.shutdown()
+        for found in process_map(_study_sources, jobs, workers, chunksize=4, progress=progress, desc=kind):
+            for row, region, reason in found:
+                if region is not None:
+                    regions[row] = region
+                status[row] = reason
         out[kind] = (regions, plan.assign(status=status))
     return out

@@ -9,16 +9,15 @@ patients as every other study.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from spinelib.data.rsna import image_dir, read_dataset
 from spinelib.multistage.inputs import SeriesImages, read_study
+from spinelib.parallel import process_map
 
 log = logging.getLogger(__name__)
 
@@ -63,15 +62,9 @@ def load_cohort(root: Path, splits: pd.DataFrame, split_column: str, stack_depth
             for study, group in series.groupby("study_id")]
     images: dict[int, SeriesImages] = {}
     problems: list[str] = []
-    pool = ProcessPoolExecutor(workers) if workers > 1 else None
-    try:
-        results = pool.map(_read_one, jobs, chunksize=4) if pool else map(_read_one, jobs)
-        for study, found, failed in tqdm(results, total=len(jobs), desc="series", disable=not progress):
-            images.update(found)
-            problems.extend(f"study {study}: {p}" for p in failed)
-    finally:
-        if pool:
-            pool.shutdown()
+    for study, found, failed in process_map(_read_one, jobs, workers, chunksize=4, progress=progress, desc="series"):
+        images.update(found)
+        problems.extend(f"study {study}: {p}" for p in failed)
     for problem in problems:
         log.warning(problem)
     return Cohort(Path(root), images, series.reset_index(drop=True), _points(dataset.labels, images, split_of),

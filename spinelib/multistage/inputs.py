@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from spinelib.constants import AXIAL_T2, CONDITIONS, LEVELS, SAGITTAL_T1, SAGITTAL_T2, SERIES_TYPES
+from spinelib.crops.geometry import to_uint8
 from spinelib.data.dicom import Volume, read_header, read_series
 from spinelib.data.rsna import read_series_descriptions
 from spinelib.multistage.geometry import Geometry
@@ -67,10 +68,6 @@ def _resize(pixels: np.ndarray, size: int) -> np.ndarray:
     """(D, H, W) float → (D, size, size) with antialiased bilinear resizing."""
     tensor = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))[:, None]
     return F.interpolate(tensor, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[:, 0].numpy()
-
-
-def to_uint8(pixels: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(pixels * 255.0), 0, 255).astype(np.uint8)
 
 
 def sagittal_stack(pixels: np.ndarray, depth: int, size: int) -> np.ndarray:

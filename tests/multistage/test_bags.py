@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from spinelib.crops.geometry import Box, crop_stack
+from spinelib.crops.geometry import Box, crop_stack, to_uint8
 from spinelib.multistage.bags import BagConfig, BagDataset, cut_bag, source_region
-from spinelib.multistage.inputs import to_uint8
 
 
 def _volume() -> np.ndarray:

@@ -1,0 +1,23 @@
+"""One way to fan work out over processes: results in submission order (deterministic), with a progress bar."""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from typing import Callable, Iterator, Sequence
+
+from tqdm import tqdm
+
+
+def process_map(fn: Callable, jobs: Sequence, workers: int, *, chunksize: int = 1, progress: bool = True,
+                **bar) -> Iterator:
+    """``fn(job)`` for each job, in order: in ``workers`` processes, or in this process when ``workers`` <= 1.
+
+    ``bar`` goes to tqdm (``desc``, ``unit``). The pool is shut down when the
+    iteration ends, also when the caller stops early or raises.
+    """
+    bar = {"total": len(jobs), "disable": not progress, **bar}
+    if workers <= 1:
+        yield from tqdm(map(fn, jobs), **bar)
+        return
+    with ProcessPoolExecutor(workers) as pool:
+        yield from tqdm(pool.map(fn, jobs, chunksize=chunksize), **bar)

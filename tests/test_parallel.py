@@ -1,0 +1,13 @@
+from spinelib.parallel import process_map
+
+
+def test_results_come_in_submission_order_with_and_without_workers():
+    jobs = list(range(20))
+    for workers in (1, 2):
+        assert list(process_map(abs, [-j for j in jobs], workers, chunksize=3, progress=False)) == jobs
+
+
+def test_stopping_early_is_allowed():
+    results = process_map(abs, [-1, -2, -3], 2, progress=False)
+    assert next(results) == 1
+    results.close()
