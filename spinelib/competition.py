@@ -7,9 +7,11 @@ labelled rows i with true grade y_i and weight w_i = (1, 2, 4)[y_i]:
 
     L_g = - sum_i w_i log p_i[y_i] / sum_i w_i
 
-``any_severe_spinal`` is one binary row per study: t_s = 1 if any level has a
-severe spinal canal label, predicted as q_s = max over levels of p[severe],
-weights (1, 4) for t_s = (0, 1):
+``any_severe_spinal`` is one binary row per study s, over its labelled spinal
+canal rows i: target t_s = 1 if any of them is severe, prediction
+q_s = max_i p_i[severe], and weight v_s = max_i w_i, the largest grade weight
+among them (as the official scorer does: 4 if any level is severe, else 2 if
+any is moderate, else 1):
 
     L_any = - sum_s v_s [t_s log q_s + (1 - t_s) log(1 - q_s)] / sum_s v_s
 
@@ -26,7 +28,6 @@ from spinelib.constants import CONDITIONS, LEVELS
 
 PROBABILITY_COLUMNS: tuple[str, ...] = ("normal_mild", "moderate", "severe")
 GRADE_WEIGHTS = np.array([1.0, 2.0, 4.0])
-ANY_SEVERE_WEIGHTS = np.array([1.0, 4.0])
 GROUPS: dict[str, tuple[str, ...]] = {
     "spinal": ("spinal_canal_stenosis",),
     "foraminal": ("left_neural_foraminal_narrowing", "right_neural_foraminal_narrowing"),
@@ -68,13 +69,19 @@ def check_submission(submission: pd.DataFrame, atol: float = 1e-6) -> None:
         raise ValueError(f"duplicated row ids: {repeated.head(3).tolist()}")
 
 
+def sample_weighted_log_loss(y_true: np.ndarray, proba: np.ndarray, weight: np.ndarray) -> float:
+    """- sum_i v_i log p_i[y_i] / sum_i v_i with per-row weights v and p clipped to [EPS, 1 - EPS]."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    proba = np.clip(np.asarray(proba, dtype=float), EPS, 1 - EPS)
+    weight = np.asarray(weight, dtype=float)
+    picked = proba[np.arange(len(y_true)), y_true]
+    return float(-(weight * np.log(picked)).sum() / weight.sum())
+
+
 def weighted_log_loss(y_true: np.ndarray, proba: np.ndarray, class_weights: np.ndarray) -> float:
     """- sum_i w[y_i] log p_i[y_i] / sum_i w[y_i] with p clipped to [EPS, 1 - EPS]."""
     y_true = np.asarray(y_true, dtype=np.int64)
-    proba = np.clip(np.asarray(proba, dtype=float), EPS, 1 - EPS)
-    weight = class_weights[y_true]
-    picked = proba[np.arange(len(y_true)), y_true]
-    return float(-(weight * np.log(picked)).sum() / weight.sum())
+    return sample_weighted_log_loss(y_true, proba, np.asarray(class_weights, dtype=float)[y_true])
 
 
 def competition_score(solution: pd.DataFrame, submission: pd.DataFrame) -> dict[str, float]:
@@ -99,11 +106,13 @@ def competition_score(solution: pd.DataFrame, submission: pd.DataFrame) -> dict[
         scores[group] = weighted_log_loss(y_true[rows], proba[rows], GRADE_WEIGHTS) if rows.any() else float("nan")
     spinal = merged[merged["condition"] == "spinal_canal_stenosis"]
     if len(spinal):
-        per_study = spinal.assign(is_severe=spinal["grade_index"] == 2).groupby("study_id").agg(
-            target=("is_severe", "max"), q=("severe", "max"))
+        grade = spinal["grade_index"].to_numpy(dtype=np.int64)
+        per_study = spinal.assign(is_severe=grade == 2, weight=GRADE_WEIGHTS[grade]).groupby("study_id").agg(
+            target=("is_severe", "max"), q=("severe", "max"), weight=("weight", "max"))
         q = per_study["q"].to_numpy()
-        scores["any_severe_spinal"] = weighted_log_loss(per_study["target"].to_numpy(dtype=np.int64),
-                                                        np.stack([1 - q, q], axis=1), ANY_SEVERE_WEIGHTS)
+        scores["any_severe_spinal"] = sample_weighted_log_loss(per_study["target"].to_numpy(dtype=np.int64),
+                                                               np.stack([1 - q, q], axis=1),
+                                                               per_study["weight"].to_numpy())
     else:
         scores["any_severe_spinal"] = float("nan")
     scores["score"] = float(np.nanmean([scores[g] for g in (*GROUPS, "any_severe_spinal")]))

@@ -65,6 +65,16 @@ class LocaliserDataset(Dataset):
         return self.images[i].float().div_(255.0), self.levels[i], self.targets[i], i
 
 
+def centre_field(volumes: torch.Tensor, field: tuple[int, int]) -> torch.Tensor:
+    """The central ``field`` (H, W) of volumes (..., H0, W0); raises if the field is larger than the volume."""
+    h0, w0 = volumes.shape[-2:]
+    h, w = int(field[0]), int(field[1])
+    if h > h0 or w > w0:
+        raise ValueError(f"field {h} x {w} is larger than the stored volumes ({h0} x {w0})")
+    top, left = (h0 - h) // 2, (w0 - w) // 2
+    return volumes[..., top:top + h, left:left + w]
+
+
 class VolumeDataset(Dataset):
     """Disc volumes of one split: ``(volume (1, D, H, W), grades (T,), disc index)``, one item per disc.
 
@@ -72,13 +82,16 @@ class VolumeDataset(Dataset):
     several series; ``series`` lists those used, and each item draws one of the
     disc's available series at random (training: T1 or T2 as in the released code)
     or takes the first available in ``series`` order when ``sample_series`` is False.
-    Volumes are resized once to ``size`` (H, W) and kept as uint8. ``augment``
+    ``field`` (H, W), if given, keeps only the central part of each stored volume
+    (in stored pixels, so at the stored spacing) before anything else; volumes are
+    then resized once to ``size`` (H, W) and kept as uint8. ``augment``
     receives (volume, grades) and returns both (a mirror swaps left/right grades).
     """
 
     def __init__(self, store: CropStore, labels: pd.DataFrame, task_names: tuple[str, ...], split: str | None,
                  series: list[str], size: tuple[int, int] | None = None, split_column: str = "split",
-                 sample_series: bool = False, augment: Callable | None = None):
+                 sample_series: bool = False, augment: Callable | None = None,
+                 field: tuple[int, int] | None = None):
         rows = labels[labels["series_description"].isin(series)]
         if split is not None:
             rows = rows[rows[split_column] == split]
@@ -90,6 +103,8 @@ class VolumeDataset(Dataset):
         self.rows = rows.drop(columns="_rank").reset_index(drop=True)
         self.members = [np.flatnonzero(disc_of == i) for i in range(len(self.discs))]
         volumes = torch.from_numpy(np.ascontiguousarray(store.array("volume")[self.rows["row"].to_numpy()]))
+        if field is not None:  # the central (H, W) of the stored volume: a smaller field at the stored spacing
+            volumes = centre_field(volumes, field)
         if size is not None and tuple(volumes.shape[-2:]) != tuple(size):
             volumes = torch.cat([torch.nn.functional.interpolate(chunk.float(), size=tuple(size), mode="area")
                                  .round_().to(torch.uint8) for chunk in volumes.split(256)])

@@ -48,17 +48,22 @@ TINY_VOLUMES = {"split_column": "split", "tasks": {"spinal_canal_stenosis": 3, "
                 "extra_tasks_csv": "", "first_grade": {"pfirrmann": 1},
                 "masked": {"Sagittal T1": ["pfirrmann", "disc_narrowing"]},
                 "train_series": ["Sagittal T2/STIR", "Sagittal T1"], "eval_series": ["Sagittal T2/STIR"],
-                "input_size": [16, 32], "max_slice_shift": 1, "flip_p": 0.5, "intensity_offset": 0.1,
-                "translate": [4, 3], "scale": 0.1, "rotation": 15}
-TINY_RANKING = {"seed": 0, "base_width": 4, "head_input": "embedding", "head_hidden": 16, "soft_clamp_beta": 5.0,
+                "field": [24, 48], "input_size": [16, 32], "max_slice_shift": 1, "flip_p": 0.5,
+                "intensity_offset": 0.1, "translate": [4, 3], "scale": 0.1, "rotation": 15}
+TINY_RANKING = {"seed": 0, "seeds": [0, 1], "base_width": 4, "head_input": "embedding", "head_hidden": 16,
+                "soft_clamp_beta": 5.0,
                 "phase1": {"epochs": 1, "min_epochs": 1, "patience": 1, "batch_size": 8, "lr": 1e-3,
                            "weight_decay": 1e-4},
                 "phase2": {"epochs": 1, "min_epochs": 1, "patience": 1, "batch_size": 8, "lr": 1e-3,
-                           "encoder_lr": 0.0, "weight_decay": 1e-4, "min_lr": 1e-6},
+                           "encoder_lr": 1e-4, "weight_decay": 1e-4, "min_lr": 1e-6},
                 "loss": {"scale": 10.0, "m_base": 0.5, "m_scale": 1.5, "lambda_dis": 1.0, "lambda_sim": 0.25,
-                         "hard_fraction": 0.7, "pair_fraction": 0.5, "task_reduction": "sum", "svm_margin": 1.0,
+                         "hard_fraction": 0.7, "pair_fraction": 0.5, "pair_budget": None, "severity_weight": True,
+                         "adaptive_margin": True, "fixed_margin": 1.0, "task_reduction": "sum", "svm_margin": 1.0,
                          "ranknet_sigma": 1.0},
                 "grad_clip": None, "num_workers": 0, "device": "cpu", "amp": False, "channels_last": False}
+TINY_RUNS = {"finetuned": ["ce", "spineranknet"], "frozen": ["corn", "mae", "ranknet", "deep_rank_svm", "spineranknet"],
+             "ablation_encoder": "frozen", "ablation_heads": ["kan"],
+             "loss_ablations": {"no_similarity": {"lambda_sim": 0.0}}}
 TINY_TTA = {"translate": 2, "slice_shift": 1, "flips": True, "batch_size": 32}
 
 
@@ -71,11 +76,33 @@ def tiny_ranking_inputs() -> tuple[Path, Path, Path]:
     return crops, root / "phantom_extra_tasks.csv", root / "phantom_truth.csv"
 
 
-def tiny_ranking_run(objectives: tuple[str, ...] = ("ce", "corn", "mae", "ranknet", "deep_rank_svm", "spineranknet"),
-                     method: str = "coordinate_descent") -> dict[str, Path]:
-    """Notebook 04 in miniature: one epoch per phase, TTA predictions and validation thresholds, in a temp folder."""
+def tiny_ranking_run(runs: dict | None = None, method: str = "coordinate_descent") -> dict[str, Path]:
+    """Notebook 04 in miniature: one epoch per run, TTA predictions, the pixel probe and validation
+    thresholds, in a temp folder.
+
+    Notebooks 05–07 each need one; inside a test session (whose temporary folder, made by
+    tests/conftest.py, is removed after the run) the first call with the default runs leaves its result
+    there and later calls reuse it (the files are only read).
+    """
     import json
 
+    session = Path(tempfile.gettempdir())
+    cache = session / "spinelib-tiny-ranking.json"
+    reusable = runs is None and method == "coordinate_descent" and session.name.startswith("spinelib-tests-")
+    if reusable and cache.is_file():
+        cached = {k: Path(v) for k, v in json.loads(cache.read_text()).items()}
+        if all(p.exists() for p in cached.values()):
+            return cached
+    result = _tiny_ranking_run(runs, method)
+    if reusable:
+        cache.write_text(json.dumps({k: str(v) for k, v in result.items()}))  # written last: only complete runs
+    return result
+
+
+def _tiny_ranking_run(runs: dict | None, method: str) -> dict[str, Path]:
+    import json
+
+    from spinelib import instrument
     from spinelib.crops import open_store
     from spinelib.stages import ranking, ranking_eval
     from spinelib.tta import tta_views
@@ -83,15 +110,21 @@ def tiny_ranking_run(objectives: tuple[str, ...] = ("ce", "corn", "mae", "rankne
     crops, extra, truth = tiny_ranking_inputs()
     out = Path(tempfile.mkdtemp(prefix="spinelib-ranking-"))
     data = ranking.load_data(open_store(crops), {**TINY_VOLUMES, "extra_tasks_csv": str(extra)})
-    ranking.train_phase1(data, TINY_RANKING, out, progress=False)
-    runs = [(o, "mlp") for o in objectives]
-    for objective, head in runs[1:]:
-        ranking.train_phase2(data, TINY_RANKING, objective, head, out, progress=False)
-    models = ranking.load_models(TINY_RANKING, data.tasks.num_grades, runs, out)
+    plan = ranking.plan_runs(runs or TINY_RUNS, TINY_RANKING["seeds"])
+    for spec in plan:
+        ranking.train_run(data, TINY_RANKING, spec, out, progress=False)
+    ranking.write_plan(plan, out / "runs.json")
+    models = ranking.load_models(TINY_RANKING, data.tasks.num_grades, plan, out)
     for split in ("val", "test"):
         predictions = ranking.predict_tta(models, getattr(data, split), data.tasks, tta_views(2), progress=False)
         predictions.to_csv(out / f"predictions_{split}.csv", index=False)
-    val = pd.read_csv(out / "predictions_val.csv")
+    latent = ranking_eval.truth_table(str(truth), str(extra), TINY_EXTRA_TRUTH)
+    instrument.reference_scores(data.train_eval, {"val": data.val, "test": data.test}, latent, pd.read_csv(extra),
+                                data.tasks.names).to_csv(out / "reference_scores.csv", index=False)
+    val = ranking_eval.with_thresholded(pd.read_csv(out / "predictions_val.csv"))
     thresholds = ranking_eval.fit_all_thresholds(val, method)
     (out / "thresholds.json").write_text(json.dumps(thresholds.to_dict(orient="records")))
     return {"crops": crops, "extra": extra, "truth": truth, "run": out}
+
+
+TINY_EXTRA_TRUTH = {"pfirrmann": "pfirrmann_score", "disc_narrowing": "height_loss"}

@@ -10,6 +10,11 @@ predicted grade), for grades 0 = Normal/Mild, 1 = Moderate, 2 = Severe:
 
 Entries with y_true < 0 (missing grade) are dropped before anything else.
 Undefined ratios (no sample of a grade) are nan.
+
+Intervals are percentile bootstrap intervals. Given ``groups`` (one patient id
+per disc, e.g. study_id) they resample patients, the unit whose discs are
+correlated (the cluster bootstrap of :mod:`spinelib.bootstrap`); without it
+each disc is its own patient.
 """
 
 from __future__ import annotations
@@ -66,7 +71,7 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return np.where(positive, numerator / np.where(positive, denominator, 1), np.nan)
 
 
-def _summary_of(cm: np.ndarray) -> dict[str, np.ndarray]:
+def summary_from_confusion(cm: np.ndarray) -> dict[str, np.ndarray]:
     """Table 1 columns from confusion matrices (..., K, K), K = 3; vectorised over the leading axes."""
     support = cm.sum(axis=-1)
     correct = np.diagonal(cm, axis1=-2, axis2=-1)
@@ -91,21 +96,36 @@ def recall_per_class(y_true, y_pred, num_classes: int = 3) -> np.ndarray:
 
 def severe_to_normal_rate(y_true, y_pred) -> float:
     """C[2, 0] / sum_j C[2, j]: share of true Severe discs predicted Normal/Mild; nan with no Severe disc."""
-    return float(_summary_of(confusion(y_true, y_pred, 3))["severe_to_normal"])
+    return float(summary_from_confusion(confusion(y_true, y_pred, 3))["severe_to_normal"])
 
 
 def classification_summary(y_true, y_pred, num_classes: int = 3) -> dict[str, float]:
     """The contrastive paper's Table 1 columns (see the module docstring) as plain floats."""
     if num_classes != len(GRADE_NAMES):
         raise ValueError(f"the Table 1 summary is defined for {len(GRADE_NAMES)} grades, got {num_classes}")
-    return {name: float(value) for name, value in _summary_of(confusion(y_true, y_pred, num_classes)).items()}
+    summary = summary_from_confusion(confusion(y_true, y_pred, num_classes))
+    return {name: float(value) for name, value in summary.items()}
 
 
-def _resample_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
-    """(n_boot, n) indices drawn with replacement: bootstrap resamples of the discs."""
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
-    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+def _resample_weights(n: int, groups, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n) bootstrap weights of the n discs: patients resampled when ``groups`` is given, else discs."""
+    from spinelib.bootstrap import patient_weights
+
+    patients = np.arange(n) if groups is None else np.asarray(groups).ravel()
+    if len(patients) != n:
+        raise ValueError(f"groups has {len(patients)} entries for {n} discs")
+    return patient_weights(patients, n_boot, seed)
+
+
+def _labelled_groups(y_true, groups) -> np.ndarray | None:
+    """The patient ids of the labelled discs (y_true >= 0), or None."""
+    if groups is None:
+        return None
+    groups = np.asarray(groups).ravel()
+    y_true = np.asarray(y_true).astype(np.int64, copy=False).ravel()
+    if len(groups) != len(y_true):
+        raise ValueError(f"groups has {len(groups)} entries for {len(y_true)} discs")
+    return groups[y_true >= 0]
 
 
 def _percentile_interval(values: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
@@ -120,33 +140,43 @@ def _percentile_interval(values: np.ndarray, level: float) -> tuple[np.ndarray, 
 
 
 def bootstrap_ci(y_true, y_pred, metric: Metric, n_boot: int = 1000, seed: int = 0,
-                 level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``metric(y_true, y_pred)``, resampling discs with replacement.
+                 level: float = 0.95, groups=None) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``metric(y_true, y_pred)``.
 
-    Resamples on which the metric is undefined (nan) are dropped; (nan, nan)
-    when there is no labelled disc or every resample is undefined.
+    With ``groups`` (a patient id per disc) each resample draws the patients with
+    replacement and keeps all their discs; without it, discs are drawn. Resamples
+    on which the metric is undefined (nan) are dropped; (nan, nan) when there is
+    no labelled disc or every resample is undefined.
     """
+    groups = _labelled_groups(y_true, groups)
     y_true, y_pred = _labelled(y_true, y_pred)
     if len(y_true) == 0:
         return float("nan"), float("nan")
-    indices = _resample_indices(len(y_true), n_boot, seed)
-    values = np.array([metric(y_true[idx], y_pred[idx]) for idx in indices], dtype=float)
+    rows = np.arange(len(y_true))
+    values = np.array([metric(y_true[idx], y_pred[idx]) for idx in
+                       (np.repeat(rows, w) for w in _resample_weights(len(y_true), groups, n_boot, seed))],
+                      dtype=float)
     low, high = _percentile_interval(values, level)
     return float(low), float(high)
 
 
-def summary_with_ci(y_true, y_pred, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+def summary_with_ci(y_true, y_pred, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+                    groups=None) -> pd.DataFrame:
     """Table 1 columns with percentile bootstrap intervals: one row per metric, columns value, ci_low, ci_high.
 
-    Same resamples as :func:`bootstrap_ci` with the same seed; the n_boot
-    confusion matrices are built in one ``bincount``.
+    Pass ``groups`` (the patient id of each disc) to resample patients, as every
+    interval of the study should. Same resamples as :func:`bootstrap_ci` with the
+    same seed and groups; the n_boot confusion matrices come from one weighted ``bincount``.
     """
+    from spinelib.bootstrap import weighted_confusion
+
+    groups = _labelled_groups(y_true, groups)
     y_true, y_pred = _labelled(y_true, y_pred, len(GRADE_NAMES))
     k = len(GRADE_NAMES)
-    value = _summary_of(confusion(y_true, y_pred, k))
+    value = summary_from_confusion(confusion(y_true, y_pred, k))
     if len(y_true):
-        codes = (k * y_true + y_pred)[_resample_indices(len(y_true), n_boot, seed)]
-        resampled = _summary_of(confusion_from_codes(codes, k))
+        weights = _resample_weights(len(y_true), groups, n_boot, seed)
+        resampled = summary_from_confusion(weighted_confusion(y_true, y_pred, k, weights))
         low, high = _percentile_interval(np.stack([resampled[c] for c in SUMMARY_COLUMNS], axis=1), level)
     else:
         low = high = np.full(len(SUMMARY_COLUMNS), np.nan)
@@ -233,15 +263,25 @@ def ordinal_from_confusion(cm: np.ndarray) -> dict[str, np.ndarray]:
     return {"balanced_accuracy": balanced, "qwk": qwk, "mae": mae}
 
 
-def bootstrap_ordinal(y_true, y_pred, num_grades: int, indices: np.ndarray) -> dict[str, np.ndarray]:
-    """BA, QWK, MAE on each resample ``indices`` (n_boot, n) of the discs; discs with y_true < 0 are skipped.
+def bootstrap_ordinal(y_true, y_pred, num_grades: int, indices: np.ndarray | None = None, *,
+                      weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """BA, QWK, MAE on each resample of the discs; discs with y_true < 0 are skipped, predictions clipped to 0..K−1.
 
-    Passing the same ``indices`` for every task of a disc table gives resamples of
-    whole discs, so per-resample means over tasks yield intervals of the task mean.
+    The resamples are given either as ``indices`` (n_boot, n) of discs drawn, or as
+    ``weights`` (n_boot, n), how often each disc is drawn; for patient-level
+    intervals pass ``weights=spinelib.bootstrap.patient_weights(study_ids, n_boot, seed)``.
+    Passing the same resamples for every task of a disc table gives resamples of
+    whole discs (or patients), so per-resample means over tasks yield intervals of the task mean.
     """
+    if (indices is None) == (weights is None):
+        raise ValueError("pass exactly one of indices or weights")
     y_true = np.asarray(y_true).astype(np.int64)
     y_pred = np.asarray(y_pred).astype(np.int64)
     k = num_grades
+    if weights is not None:
+        from spinelib.bootstrap import weighted_confusion
+
+        return ordinal_from_confusion(weighted_confusion(y_true, np.clip(y_pred, 0, k - 1), k, weights))
     codes = np.where(y_true >= 0, k * y_true + np.clip(y_pred, 0, k - 1), k * k)[indices]
     n_cells = k * k + 1
     flat = codes + n_cells * np.arange(len(codes))[:, None]

@@ -7,6 +7,15 @@ Epoch ``e`` (0-based) starts by reseeding python, numpy and torch from
 ``(seed, e)`` and ``sampler.set_epoch(e)``, so shuffling, augmentation and
 dropout of an epoch do not depend on whether the run was resumed. History rows
 and ``best_epoch`` count epochs from 1.
+
+Checkpoints in ``checkpoint_dir``: ``best.pt`` (the best weights, rewritten
+atomically whenever the monitored value improves) and ``last.pt``. While
+training, ``last.pt`` holds the last epoch's weights, optimiser, scheduler and
+scaler state, RNG state and progress, but not the best weights (a resume reads
+them from ``best.pt``). When ``fit`` ends normally (all epochs or early stop),
+``last.pt`` is replaced by a slim ``finished`` marker: last weights, progress
+and RNG state, no optimiser/scheduler/scaler state; calling ``fit`` again on
+that folder returns the same result without training.
 """
 
 from __future__ import annotations
@@ -161,9 +170,17 @@ def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
 
     Also accepts a bare state_dict file. Strict: missing or unexpected keys
     raise ``KeyError`` naming them; a requested optimiser/scheduler state that
-    the file lacks raises too. Returns the loaded dictionary.
+    the file lacks (``best.pt``, a finished run's ``last.pt``) raises too.
+    Returns the loaded dictionary.
     """
     checkpoint = torch.load(Path(path), map_location="cpu", weights_only=True)
+    _load_into(checkpoint, path, model, optimizer, scheduler)
+    return checkpoint
+
+
+def _load_into(checkpoint: dict, path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
+               scheduler: Any = None) -> None:
+    """``load_checkpoint`` for a dictionary already read from ``path``."""
     is_full = isinstance(checkpoint.get("model"), dict)
     state = checkpoint["model"] if is_full else checkpoint
     target = model.module if isinstance(model, DistributedDataParallel) else model
@@ -178,7 +195,6 @@ def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
         if not is_full or checkpoint.get(name) is None:
             raise KeyError(f"checkpoint {path} holds no {name} state")
         obj.load_state_dict(checkpoint[name])
-    return checkpoint
 
 
 def _channels_last_inputs(module: nn.Module, args: tuple) -> tuple:
@@ -232,12 +248,16 @@ def _place(model: nn.Module, config: TrainConfig) -> tuple[torch.device, torch.d
 
 @dataclass
 class _Progress:
-    """What a resumed run needs besides model/optimiser/scheduler/scaler state (saved in ``last.pt``)."""
+    """What a resumed run needs besides model/optimiser/scheduler/scaler state; ``best_state`` lives in ``best.pt``."""
 
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int | None = None
     best_metric: float | None = None
     best_state: dict[str, torch.Tensor] | None = None
+
+    def saved(self) -> dict[str, Any]:
+        """The part written to ``last.pt`` (everything but the best weights)."""
+        return {"history": self.history, "best_epoch": self.best_epoch, "best_metric": self.best_metric}
 
     def improved(self, value: float, mode: str) -> bool:
         """NaN never beats a number; the first epoch always counts as an improvement."""
@@ -254,17 +274,63 @@ class _Progress:
                 and done - self.best_epoch >= config.patience)
 
 
-def _resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-            scaler: torch.amp.GradScaler, config: TrainConfig) -> _Progress:
-    last = load_checkpoint(path, model, optimizer, scheduler)
+def _write_best(out: Path, run: _Progress, config: TrainConfig) -> None:
+    best = {"model": run.best_state, "epoch": run.best_epoch, "monitor": config.monitor,
+            "best_metric": run.best_metric, "metrics": run.history[run.best_epoch - 1]}  # type: ignore[index]
+    _atomic(out / "best.pt", lambda p: torch.save(best, p))
+
+
+def _last(weights: dict[str, torch.Tensor], run: _Progress, config: TrainConfig, **states: Any) -> dict[str, Any]:
+    """The ``last.pt`` dictionary: the last weights, progress, RNG state, config, and ``states``."""
+    return {"model": weights, "epoch": len(run.history), **run.saved(),
+            "rng": _rng_state(), "config": {"seed": config.seed, "monitor": config.monitor, "mode": config.mode},
+            **states}
+
+
+def _best_weights(out: Path, last: dict, run: _Progress, config: TrainConfig, writes: bool) -> dict[str, torch.Tensor]:
+    """The best weights of a resumed run: from ``best.pt``, or ``last.pt`` when the run stopped between the two.
+
+    ``fit`` writes ``last.pt`` before ``best.pt``, so ``best.pt`` may only lag
+    behind; then the best epoch is the last one and its weights are in
+    ``last.pt`` (``best.pt`` is rewritten from them).
+    """
+    if last.get("best_state") is not None:  # a last.pt written before the best weights moved out of it
+        return last["best_state"]
+    path = out / "best.pt"
+    best = torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
+    if best is not None and best.get("epoch") == run.best_epoch:
+        return best["model"]
+    if run.best_epoch == last["epoch"]:
+        run.best_state = last["model"]
+        if writes:
+            _write_best(out, run, config)
+        return last["model"]
+    found = "is missing" if best is None else f"holds epoch {best.get('epoch')}"
+    raise ValueError(f"{path} {found}, but {out / 'last.pt'} names epoch {run.best_epoch} as the best; "
+                     f"cannot resume without its weights (set resume=False to start again)")
+
+
+def _resume(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+            scaler: torch.amp.GradScaler, config: TrainConfig, writes: bool) -> tuple[_Progress, bool]:
+    """Restore a run from ``out/last.pt``; returns its progress and whether it is a finished run's marker."""
+    path = out / "last.pt"
+    last = torch.load(path, map_location="cpu", weights_only=True)
+    finished = bool(last.get("finished", False))
+    if finished:  # weights only: the marker has no optimiser/scheduler/scaler state
+        _load_into(last, path, model)
+    else:
+        _load_into(last, path, model, optimizer, scheduler)
     saved = last["config"]
     if (saved["seed"], saved["monitor"], saved["mode"]) != (config.seed, config.monitor, config.mode):
         raise ValueError(f"{path} was written with seed/monitor/mode {saved}; "
                          f"this config has {config.seed}/{config.monitor}/{config.mode}")
-    if scaler.is_enabled() and last["scaler"]:
+    if not finished and scaler.is_enabled() and last["scaler"]:
         scaler.load_state_dict(last["scaler"])
     _set_rng_state(last["rng"])
-    return _Progress(**{name: last[name] for name in ("history", "best_epoch", "best_metric", "best_state")})
+    run = _Progress(**{name: last[name] for name in ("history", "best_epoch", "best_metric")})
+    if run.best_epoch is not None:
+        run.best_state = _best_weights(out, last, run, config, writes)
+    return run, finished
 
 
 def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterable | None,
@@ -277,7 +343,9 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
     wrapped model, validation runs on every rank (its shard) and the metrics
     and train loss are averaged over ranks so that all ranks stop and step
     alike; only rank 0 writes files. The model ends with the last epoch's
-    weights; the best ones are in the result.
+    weights; the best ones are in the result. On a finished folder (see the
+    module docstring) only the model is restored, and asking for more epochs
+    than it ran raises ``ValueError``: its optimiser state is gone.
     """
     seed_everything(config.seed)
     device, amp_dtype, hook = _place(model, config)
@@ -286,9 +354,13 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
     writes = out is not None and is_main_process()
     if writes:
         out.mkdir(parents=True, exist_ok=True)
-    run = _Progress()
+    run, finished = _Progress(), False
     if out is not None and config.resume and (out / "last.pt").exists():
-        run = _resume(out / "last.pt", model, optimizer, scheduler, scaler, config)
+        run, finished = _resume(out, model, optimizer, scheduler, scaler, config, writes)
+        if finished and len(run.history) < config.epochs and not run.stop(config):
+            raise ValueError(f"{out / 'last.pt'} marks a finished run of {len(run.history)} epochs, kept without "
+                             f"optimiser state; it cannot go on to {config.epochs} epochs (set resume=False or "
+                             f"use another checkpoint_dir)")
     net = model
     if is_distributed():
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -325,21 +397,23 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
                 scheduler.step(value)
             elif scheduler is not None:
                 scheduler.step()
-            if run.improved(value, config.mode):
+            improved = run.improved(value, config.mode)
+            if improved:
                 run.best_epoch, run.best_metric, run.best_state = epoch + 1, value, _cpu_state(model)
-                if writes:
-                    best = {"model": run.best_state, "epoch": epoch + 1, "monitor": config.monitor,
-                            "best_metric": value, "metrics": run.history[-1]}
-                    _atomic(out / "best.pt", lambda p: torch.save(best, p))
-            if writes:
-                last = {"model": _cpu_state(model), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                        "scaler": scaler.state_dict(), "epoch": epoch + 1, **vars(run), "rng": _rng_state(),
-                        "config": {"seed": config.seed, "monitor": config.monitor, "mode": config.mode}}
+            if writes:  # last.pt first: a run stopped before best.pt is written finds the best weights in last.pt
+                weights = run.best_state if improved else _cpu_state(model)
+                last = _last(weights, run, config, optimizer=optimizer.state_dict(),
+                             scheduler=scheduler.state_dict() if scheduler is not None else None,
+                             scaler=scaler.state_dict())
                 _atomic(out / "last.pt", lambda p: torch.save(last, p))
+                if improved:
+                    _write_best(out, run, config)
                 _atomic(out / "history.csv", lambda p: pd.DataFrame(run.history).to_csv(p, index=False))
             epochs_bar.update()
             epochs_bar.set_postfix({"train_loss": f"{train_loss:.4g}", config.monitor: f"{value:.4g}"})
+        if writes and run.history and not finished:  # ended normally: the slim marker replaces last.pt
+            marker = _last(_cpu_state(model), run, config, finished=True)
+            _atomic(out / "last.pt", lambda p: torch.save(marker, p))
     finally:
         epochs_bar.close()
         if hook is not None:

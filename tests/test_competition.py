@@ -37,10 +37,24 @@ def test_groups_and_any_severe_by_hand():
     assert scores["spinal"] == pytest.approx(spinal)
     assert scores["foraminal"] == pytest.approx(-math.log(0.5))
     assert scores["subarticular"] == pytest.approx(-math.log(0.9))
-    # study 1: severe at l2_l3 -> target 1, q = max(0.1, 0.5) = 0.5, weight 4; study 2: target 0, q = 0.1, weight 1
-    any_severe = -(4 * math.log(0.5) + 1 * math.log(0.9)) / 5
+    # study 1: severe at l2_l3 -> target 1, q = max(0.1, 0.5) = 0.5, weight 4;
+    # study 2: moderate, no severe -> target 0, q = 0.1, weight 2 (the largest spinal row weight; was 1 before)
+    any_severe = -(4 * math.log(0.5) + 2 * math.log(0.9)) / 6
     assert scores["any_severe_spinal"] == pytest.approx(any_severe)
     assert scores["score"] == pytest.approx(np.mean([spinal, -math.log(0.5), -math.log(0.9), any_severe]))
+
+
+def test_any_severe_weighs_a_moderate_study_two():
+    rows = [
+        ("10_spinal_canal_stenosis_l1_l2", 0, (0.7, 0.1, 0.2)),
+        ("10_spinal_canal_stenosis_l2_l3", 1, (0.3, 0.4, 0.3)),  # moderate, no severe in study 10
+        ("11_spinal_canal_stenosis_l1_l2", 0, (0.8, 0.1, 0.1)),  # all normal/mild in study 11
+    ]
+    scores = competition_score(*_frames(rows))
+    # both targets 0; study 10: q = max(0.2, 0.3) = 0.3, weight max(1, 2) = 2; study 11: q = 0.1, weight 1
+    expected = -(2 * math.log(1 - 0.3) + 1 * math.log(1 - 0.1)) / 3
+    assert scores["any_severe_spinal"] == pytest.approx(expected)
+    assert scores["any_severe_spinal"] != pytest.approx(-(math.log(0.7) + math.log(0.9)) / 2)  # the old 1/4 weights
 
 
 def test_a_perfect_submission_scores_near_zero_and_missing_grades_are_ignored():

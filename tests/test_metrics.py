@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import balanced_accuracy_score
 
@@ -117,3 +118,88 @@ def test_qwk_with_little_expected_disagreement_agrees_with_scikit_learn():
 
 def test_confusion_of_only_missing_grades_is_all_zero():
     assert confusion([-1, -1], [0, 2], 3).tolist() == [[0] * 3] * 3
+
+
+# --- Patient-level intervals -------------------------------------------------------------------------------------
+
+
+def test_intervals_without_groups_are_the_disc_bootstrap_of_before():
+    """groups=None: each disc its own patient, the same draws as rng.integers(0, n, (n_boot, n))."""
+    y_true, y_pred = _three_quarters_right(40)
+    indices = np.random.default_rng(5).integers(0, 40, size=(200, 40))
+    by_index = np.array([_accuracy(y_true[idx], y_pred[idx]) for idx in indices])
+    expected = tuple(np.percentile(by_index, [2.5, 97.5]))
+    assert bootstrap_ci(y_true, y_pred, _accuracy, n_boot=200, seed=5) == pytest.approx(expected)
+    assert tuple(summary_with_ci(y_true, y_pred, n_boot=200, seed=5).loc["accuracy", ["ci_low", "ci_high"]]) == \
+        pytest.approx(expected)
+
+
+def test_groups_resample_patients_and_agree_between_summary_and_bootstrap_ci():
+    """Ten patients of four discs, each all right or all wrong: a patient resample has accuracy k/10 only."""
+    patients = np.repeat(np.arange(10), 4)
+    y_true = np.zeros(40, dtype=int)
+    y_pred = np.where(patients < 7, 0, 1)
+    y_true[0] = -1  # a missing grade is dropped with its row
+    table = summary_with_ci(y_true, y_pred, n_boot=300, seed=2, groups=patients)
+    low, high = bootstrap_ci(y_true, y_pred, _accuracy, n_boot=300, seed=2, groups=patients)
+    assert tuple(table.loc["accuracy", ["ci_low", "ci_high"]]) == pytest.approx((low, high))
+    disc_low, disc_high = bootstrap_ci(y_true, y_pred, _accuracy, n_boot=300, seed=2)
+    assert high - low > 1.5 * (disc_high - disc_low)
+    with pytest.raises(ValueError, match="groups"):
+        summary_with_ci(y_true, y_pred, groups=patients[:-1])
+
+
+def test_bootstrap_ordinal_takes_weights_equal_to_its_indices():
+    from spinelib.bootstrap import patient_weights
+    from spinelib.metrics import bootstrap_ordinal
+
+    rng = np.random.default_rng(1)
+    y, pred = rng.integers(-1, 3, 30), rng.integers(0, 4, 30)  # a prediction of 3 is clipped to 2
+    weights = patient_weights(np.arange(30), 50, 9)
+    indices = np.random.default_rng(9).integers(0, 30, size=(50, 30))
+    by_weights, by_indices = bootstrap_ordinal(y, pred, 3, weights=weights), bootstrap_ordinal(y, pred, 3, indices)
+    for name in ("balanced_accuracy", "qwk", "mae"):
+        assert by_weights[name] == pytest.approx(by_indices[name], nan_ok=True)
+    with pytest.raises(ValueError, match="exactly one"):
+        bootstrap_ordinal(y, pred, 3)
+
+
+# --- Table 1 intervals per configuration (spinelib.stages.finetune) ----------------------------------------------
+
+
+def _two_configs() -> pd.DataFrame:
+    patients = np.repeat(np.arange(12), 3)
+    grade = np.tile([0, 1, 2], 12)
+    better = grade.copy()
+    worse = np.where(patients % 3 == 0, 0, grade)  # a third of the patients graded all Normal/Mild
+    frame = pd.DataFrame({"study_id": patients, "level": np.tile(["l3_l4", "l4_l5", "l5_s1"], 12), "grade": grade})
+    return pd.concat([frame.assign(config="finetune", predicted=better),
+                      frame.assign(config="scratch", predicted=worse)], ignore_index=True)
+
+
+def test_finetune_intervals_resample_patients():
+    from spinelib.stages.finetune import intervals_by
+
+    predictions = _two_configs()
+    table = intervals_by(predictions, "config", n_boot=200, seed=1)
+    scratch = predictions[predictions["config"] == "scratch"]
+    expected = summary_with_ci(scratch["grade"], scratch["predicted"], 200, 1, groups=scratch["study_id"])
+    assert table.loc["scratch"].equals(expected)
+    assert tuple(table.loc[("finetune", "accuracy"), ["ci_low", "ci_high"]]) == (1.0, 1.0)
+
+
+def test_finetune_paired_differences():
+    from spinelib.stages.finetune import paired_differences
+
+    predictions = _two_configs()
+    table = paired_differences(predictions, "scratch", n_boot=300, seed=0)
+    assert list(table.index.get_level_values("config").unique()) == ["finetune"]
+    row = table.loc[("finetune", "accuracy")]
+    assert row["diff"] == pytest.approx(8 / 36) and row["low"] <= row["diff"] <= row["high"]
+    assert row["excludes_zero"]
+    scratch = predictions[predictions["config"] == "scratch"]
+    copy = pd.concat([scratch, scratch.assign(config="copy")], ignore_index=True)
+    itself = paired_differences(copy, "scratch", n_boot=50)
+    assert (itself[["diff", "low", "high"]] == 0).all().all() and not itself["excludes_zero"].any()
+    with pytest.raises(ValueError, match="one run"):
+        paired_differences(pd.concat([predictions, predictions]), "scratch")

@@ -65,12 +65,6 @@ def test_params_files_and_parameters_cell_agree(notebook):
     assert injected == cell, f"{notebook}: params only {injected - cell}, cell only {cell - injected}"
 
 
-def test_paper_profile_has_the_same_keys():
-    for paper in (ROOT / "params" / "paper").glob("*.yaml"):
-        default = yaml.safe_load((ROOT / "params" / paper.name).read_text())
-        assert set(yaml.safe_load(paper.read_text())) == set(default), paper.name
-
-
 def test_every_notebook_is_a_dvc_stage_with_the_kernel():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     commands = " ".join(" ".join(s["cmd"]) if isinstance(s["cmd"], list) else s["cmd"] for s in stages.values())

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import shutil
+
 import pandas as pd
 import pytest
 import torch
@@ -41,12 +44,36 @@ class Regression:
         return {"val_loss": sum(losses) / len(losses)}
 
 
-def net() -> nn.Module:
+class Interrupted(Exception):
+    """Stands for a killed process."""
+
+
+class ScoredRegression(Regression):
+    """Adds a scripted ``val_score`` per epoch (from ``start``, the epochs already done); optionally raises
+    ``Interrupted`` at train step ``stop_at`` of this process (0-based; NoisyLine in batches of 8: 4 steps an epoch)."""
+
+    def __init__(self, score: list[float], start: int = 0, stop_at: int | None = None):
+        self.score, self.epoch, self.stop_at, self.steps = score, start, stop_at, 0
+
+    def train_step(self, model: nn.Module, batch, device: torch.device) -> torch.Tensor:
+        if model.training:  # not the validation batches (evaluate calls train_step too)
+            if self.steps == self.stop_at:
+                raise Interrupted
+            self.steps += 1
+        return super().train_step(model, batch, device)
+
+    def evaluate(self, model: nn.Module, loader, device: torch.device) -> dict[str, float]:
+        self.epoch += 1
+        return {**super().evaluate(model, loader, device), "val_score": self.score[self.epoch - 1]}
+
+
+def net(width: int = 16) -> nn.Module:
     torch.manual_seed(123)
-    return nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 1))
+    return nn.Sequential(nn.Linear(4, width), nn.ReLU(), nn.Dropout(0.2), nn.Linear(width, 1))
 
 
-def train(epochs: int, checkpoint_dir=None, seed: int = 0, num_workers: int = 0) -> tuple[FitResult, nn.Module]:
+def train(epochs: int, checkpoint_dir=None, seed: int = 0, num_workers: int = 0, task: Regression | None = None,
+          monitor: str = "val_loss", mode: str = "min") -> tuple[FitResult, nn.Module]:
     """A fresh model/optimiser/scheduler each call, as a new process would build them."""
     model = net()
     optimizer = torch.optim.Adam([{"params": model[0].parameters()}, {"params": model[3].parameters(), "lr": 0.01}],
@@ -55,8 +82,9 @@ def train(epochs: int, checkpoint_dir=None, seed: int = 0, num_workers: int = 0)
     data = NoisyLine()
     loaders = (make_loader(data, 8, shuffle=True, seed=seed, num_workers=num_workers),
                make_loader(data, 16, shuffle=False))
-    config = TrainConfig(epochs=epochs, seed=seed, checkpoint_dir=checkpoint_dir, progress=False)
-    return fit(model, Regression(), *loaders, optimizer, config, scheduler), model
+    config = TrainConfig(epochs=epochs, seed=seed, checkpoint_dir=checkpoint_dir, monitor=monitor, mode=mode,
+                         progress=False)
+    return fit(model, task or Regression(), *loaders, optimizer, config, scheduler), model
 
 
 def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
@@ -82,18 +110,97 @@ def test_same_seed_same_run_other_seed_differs():
     assert not a.history["train_loss"].equals(c.history["train_loss"])
 
 
-@pytest.mark.parametrize("num_workers", [0, 2])
-def test_resume_reproduces_the_uninterrupted_run(tmp_path, num_workers):
-    full, full_model = train(4, tmp_path / "full", num_workers=num_workers)
-    first, _ = train(2, tmp_path / "cut", num_workers=num_workers)
-    assert len(first.history) == 2
-    resumed, resumed_model = train(4, tmp_path / "cut", num_workers=num_workers)
-    pd.testing.assert_frame_equal(resumed.history[METRICS], full.history[METRICS])
-    assert same_weights(resumed_model.state_dict(), full_model.state_dict())
-    assert same_weights(resumed.best_state, full.best_state) and resumed.best_epoch == full.best_epoch
-    again, again_model = train(4, tmp_path / "cut", num_workers=num_workers)  # finished: a no-op
-    pd.testing.assert_frame_equal(again.history, resumed.history)
-    assert same_weights(again_model.state_dict(), full_model.state_dict())
+RESUME_SCORE = [0.1, 0.5, 0.3, 0.6, 0.2]  # monitored in mode max: epochs 1, 2 and 4 improve, 3 and 5 do not
+
+
+def scored_train(checkpoint_dir, start: int = 0, stop_at: int | None = None, num_workers: int = 0):
+    return train(5, checkpoint_dir, num_workers=num_workers, task=ScoredRegression(RESUME_SCORE, start, stop_at),
+                 monitor="val_score", mode="max")
+
+
+def interrupt(checkpoint_dir, cut: int, start: int = 0, num_workers: int = 0) -> None:
+    """Run (from epoch ``start``) until the middle of epoch ``cut + 1`` and die there: last.pt holds epoch ``cut``."""
+    with pytest.raises(Interrupted):
+        scored_train(checkpoint_dir, start, stop_at=4 * (cut - start) + 2, num_workers=num_workers)
+
+
+def assert_same_run(a: tuple[FitResult, nn.Module], b: tuple[FitResult, nn.Module]) -> None:
+    (result_a, model_a), (result_b, model_b) = a, b
+    pd.testing.assert_frame_equal(result_a.history.drop(columns="seconds"), result_b.history.drop(columns="seconds"))
+    assert same_weights(model_a.state_dict(), model_b.state_dict())
+    assert same_weights(result_a.best_state, result_b.best_state)
+    assert (result_a.best_epoch, result_a.best_metric) == (result_b.best_epoch, result_b.best_metric)
+
+
+@pytest.mark.parametrize(("num_workers", "cut"), [(0, 2), (0, 3), (2, 3)])
+def test_resume_reproduces_the_uninterrupted_run(tmp_path, num_workers, cut):
+    """Killed after an epoch that improved the monitored value (cut 2) or one that did not (cut 3)."""
+    full = scored_train(tmp_path / "full", num_workers=num_workers)
+    assert full[0].best_epoch == 4
+    interrupt(tmp_path / "cut", cut, num_workers=num_workers)
+    last = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)
+    assert last["epoch"] == cut and last["best_epoch"] == 2 and last["optimizer"] is not None
+    assert "best_state" not in last and not last.get("finished")  # the best weights are only in best.pt
+    assert torch.load(tmp_path / "cut" / "best.pt", weights_only=True)["epoch"] == 2
+    resumed = scored_train(tmp_path / "cut", start=cut, num_workers=num_workers)
+    assert_same_run(resumed, full)
+    again = scored_train(tmp_path / "cut", start=5, num_workers=num_workers)  # finished: a no-op
+    pd.testing.assert_frame_equal(again[0].history, resumed[0].history)
+    assert_same_run(again, full)
+
+
+def test_resume_between_last_and_best_and_without_best(tmp_path):
+    """last.pt is written before best.pt: a run killed between the two finds the best weights in last.pt."""
+    full = scored_train(tmp_path / "full")
+    interrupt(tmp_path / "cut", 3)
+    shutil.copy(tmp_path / "cut" / "best.pt", tmp_path / "best_of_epoch_2.pt")
+    interrupt(tmp_path / "cut", 4, start=3)
+    shutil.copy(tmp_path / "best_of_epoch_2.pt", tmp_path / "cut" / "best.pt")  # as if killed before best.pt
+    resumed = scored_train(tmp_path / "cut", start=4)
+    assert_same_run(resumed, full)
+    assert torch.load(tmp_path / "cut" / "best.pt", weights_only=True)["epoch"] == 4  # rewritten
+
+    interrupt(tmp_path / "lost", 3)
+    (tmp_path / "lost" / "best.pt").unlink()
+    with pytest.raises(ValueError, match="best.pt is missing, but .* names epoch 2"):
+        scored_train(tmp_path / "lost", start=3)
+
+
+def _size(obj) -> int:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.tell()
+
+
+def test_a_finished_run_keeps_a_slim_last_checkpoint(tmp_path):
+    def run() -> tuple[FitResult, nn.Module, torch.optim.Optimizer]:
+        model = net(width=2048)
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+        loader = make_loader(NoisyLine(), 8, shuffle=True)
+        config = TrainConfig(epochs=2, checkpoint_dir=tmp_path, progress=False)
+        return fit(model, Regression(), loader, loader, optimizer, config), model, optimizer
+
+    result, model, optimizer = run()
+    last = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert last["finished"] is True and last["epoch"] == 2
+    assert not {"optimizer", "scheduler", "scaler", "best_state"} & set(last)
+    assert (last["best_epoch"], last["best_metric"]) == (result.best_epoch, result.best_metric)
+    assert same_weights(last["model"], model.state_dict())
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    training_last = _size({"model": best["model"], "optimizer": optimizer.state_dict()})  # Adam: 3 copies
+    assert (tmp_path / "last.pt").stat().st_size < 0.5 * training_last
+    again, again_model, _ = run()
+    pd.testing.assert_frame_equal(again.history, result.history)  # seconds too: nothing was trained again
+    assert (again.best_epoch, again.best_metric) == (result.best_epoch, result.best_metric)
+    assert same_weights(again.best_state, result.best_state)
+    assert same_weights(again_model.state_dict(), model.state_dict())
+
+
+def test_a_finished_run_cannot_train_on(tmp_path):
+    train(2, tmp_path)
+    with pytest.raises(ValueError, match="finished run of 2 epochs"):
+        train(3, tmp_path)
+    assert len(train(2, tmp_path)[0].history) == 2
 
 
 class Scripted(Regression):

@@ -16,18 +16,67 @@ def _grid(n: int, cols: int = 4, size: tuple[float, float] = (3.2, 2.6)) -> tupl
     return fig, axes.ravel()
 
 
-def training_curves(histories: dict[str, pd.DataFrame]) -> plt.Figure:
-    """Training loss and the monitored validation metric per epoch, one panel each, one line per run."""
-    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 3.4))
+def training_curves(histories: dict[str, pd.DataFrame], monitors: dict[str, str] | None = None) -> plt.Figure:
+    """Training loss and the monitored validation metric per epoch, one line per run.
+
+    ``monitors`` names each run's checkpoint metric (``balanced_accuracy`` for phase 1, ``auc`` for
+    phase 2; default: BA for a run named ``ce``, else AUC); BA runs and AUC runs get separate panels.
+    """
+    fig, axes = plt.subplots(1, 3, figsize=(16, 3.8))
+    ax_loss, ax_ba, ax_auc = axes
     for name, history in histories.items():
-        line, = ax_loss.plot(history["epoch"], history["train_loss"], marker=".", label=name)
-        metric = "balanced_accuracy" if name == "ce" else "auc"
-        ax_val.plot(history["epoch"], history[metric], marker=".", color=line.get_color(),
-                    label=f"{name} ({'BA' if metric == 'balanced_accuracy' else 'AUC'})")
+        phase1 = (monitors or {}).get(name, "balanced_accuracy" if name == "ce" else "auc") == "balanced_accuracy"
+        line, = ax_loss.plot(history["epoch"], history["train_loss"], marker=".", lw=1, label=name)
+        ax = ax_ba if phase1 else ax_auc
+        ax.plot(history["epoch"], history["balanced_accuracy" if phase1 else "auc"], marker=".", lw=1,
+                color=line.get_color(), label=name)
     ax_loss.set(xlabel="epoch", ylabel="training loss", yscale="log", title="training loss")
-    ax_val.set(xlabel="epoch", ylabel="validation metric", title="checkpoint choice (validation)")
-    ax_loss.legend(fontsize=7)
-    ax_val.legend(fontsize=7)
+    ax_ba.set(xlabel="epoch", ylabel="validation BA", title="phase 1 (checkpoint by BA)")
+    ax_auc.set(xlabel="epoch", ylabel="validation AUC", title="phase 2 (checkpoint by AUC)")
+    for ax in axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def paired_differences(paired: pd.DataFrame, metrics: tuple[str, ...] = ("balanced_accuracy", "qwk", "mae",
+                                                                         "roc_auc", "within_grade_rho")) -> plt.Figure:
+    """Forest plot: run − reference with its 95 % paired patient-bootstrap interval, one panel per metric.
+
+    ``paired`` is :func:`spinelib.stages.ranking_eval.paired_table` output; filled markers for intervals
+    that exclude zero.
+    """
+    metrics = [m for m in metrics if m in set(paired["metric"])]
+    labels = list(dict.fromkeys(f"{r} − {b}" for r, b in zip(paired["run"], paired["reference"])))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.0 * len(metrics) + 2.5, 0.28 * len(labels) + 1.2),
+                             sharey=True, squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        rows = paired[paired["metric"] == metric]
+        y = [labels.index(f"{r} − {b}") for r, b in zip(rows["run"], rows["reference"])]
+        ax.errorbar(rows["diff"], y, xerr=[rows["diff"] - rows["low"], rows["high"] - rows["diff"]], fmt="none",
+                    ecolor="0.4", lw=1)
+        filled = rows["excludes_zero"].to_numpy(dtype=bool)
+        ax.scatter(rows["diff"][filled], np.asarray(y)[filled], color="C3", zorder=3, s=18)
+        ax.scatter(rows["diff"][~filled], np.asarray(y)[~filled], facecolor="white", edgecolor="0.3", zorder=3, s=18)
+        ax.axvline(0, color="k", lw=0.8)
+        ax.set(title=metric.replace("_", " "), xlabel="difference")
+    axes[0][0].set_yticks(range(len(labels)), labels, fontsize=7)
+    axes[0][0].invert_yaxis()
+    fig.tight_layout()
+    return fig
+
+
+def instrument_bars(rho: pd.DataFrame, columns: list[str]) -> plt.Figure:
+    """Within-grade × level Spearman ρ per task (rows of ``rho``) for the score ``columns``, as grouped bars."""
+    shown = rho[[c for c in columns if c in rho.columns]]
+    fig, ax = plt.subplots(figsize=(max(7, 1.3 * len(shown)), 3.6))
+    shown.plot.bar(ax=ax, width=0.8)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set(ylabel="within-grade × level Spearman ρ", xlabel="", title="who orders discs inside a grade?")
+    ax.set_xticklabels([t.replace("_", " ").replace("neural ", "") for t in shown.index], rotation=20, ha="right",
+                       fontsize=8)
+    ax.legend(fontsize=7, ncol=3)
     fig.tight_layout()
     return fig
 

@@ -12,6 +12,7 @@ conditional logits per task), and the score objectives ``mae``, ``ranknet``,
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -21,7 +22,7 @@ from torch import nn
 CLASS_OBJECTIVES = ("ce", "corn")
 SCORE_OBJECTIVES = ("mae", "ranknet", "deep_rank_svm", "spineranknet")
 OBJECTIVES = CLASS_OBJECTIVES + SCORE_OBJECTIVES
-RANKING_HEADS = ("mlp", "linear", "transformer")
+RANKING_HEADS = ("mlp", "linear", "transformer", "kan")
 
 
 def soft_clamp(h: torch.Tensor, scale: float = 10.0, beta: float = 5.0) -> torch.Tensor:
@@ -50,14 +51,68 @@ class TransformerHead(nn.Module):
         return self.out(self.layer(x).mean(dim=1))
 
 
+class KANLayer(nn.Module):
+    """Kolmogorov–Arnold layer: every edge i → o is its own learnable function of one input.
+
+        φ_oi(x_i) = w_b[i, o] · silu(x_i) + Σ_g c[i, g, o] · exp(−((x_i − g)/h)²)
+        y_o       = b_o + Σ_i φ_oi(x_i)
+
+    with G fixed Gaussian centres g evenly spaced on [−grid_range, grid_range]
+    and width h their spacing (neighbouring bumps overlap). Inputs are expected
+    around unit scale (``KANHead`` normalises them). ``x`` (B, in) → basis
+    (B, in, G) → einsum with c (in, G, out) plus the SiLU base branch → (B, out).
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, grid_size: int = 8, grid_range: float = 2.0):
+        super().__init__()
+        if grid_size < 2:
+            raise ValueError(f"grid_size must be >= 2, got {grid_size}")
+        self.register_buffer("centres", torch.linspace(-grid_range, grid_range, grid_size))
+        self.width = 2 * grid_range / (grid_size - 1)
+        self.base = nn.Linear(in_dim, out_dim)      # w_b and b_o
+        # small spline coefficients: the layer starts close to its SiLU base branch
+        self.coef = nn.Parameter(torch.randn(in_dim, grid_size, out_dim) * (0.1 / math.sqrt(in_dim)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        basis = torch.exp(-((x[..., None] - self.centres) / self.width).square())    # (B, in, G)
+        return self.base(F.silu(x)) + torch.einsum("big,igo->bo", basis, self.coef)
+
+
+class KANHead(nn.Module):
+    """Ablation head (paper §4): two KAN layers in → hidden → 1, each on a LayerNorm-ed input.
+
+    ``hidden`` is the KAN width; ``ranking_head`` picks it so the parameter
+    count, about in · hidden · (G + 1), matches the MLP head's in · hidden_mlp.
+    LayerNorm puts each layer's input on the scale of the fixed grid.
+    """
+
+    def __init__(self, in_dim: int, hidden: int, grid_size: int = 8):
+        super().__init__()
+        if in_dim < 2 or hidden < 2:
+            raise ValueError(f"a KAN head normalises over its inputs: needs in_dim and hidden >= 2, got {in_dim}, "
+                             f"{hidden}")
+        self.layers = nn.Sequential(nn.LayerNorm(in_dim), KANLayer(in_dim, hidden, grid_size),
+                                    nn.LayerNorm(hidden), KANLayer(hidden, 1, grid_size))
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        return self.layers(v)
+
+
 def ranking_head(kind: str, in_dim: int, hidden: int = 256) -> nn.Module:
-    """φ_t: two-layer MLP (paper), linear, or transformer (ablations); maps (B, in_dim) → (B, 1)."""
+    """φ_t: two-layer MLP (paper), linear, transformer or KAN (ablations); maps (B, in_dim) → (B, 1).
+
+    ``hidden`` is the MLP width; the KAN (grid 8) gets width max(2, round(hidden / 9)) so that
+    both have about in_dim · hidden parameters.
+    """
     if kind == "mlp":
         return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 1))
     if kind == "linear":
         return nn.Linear(in_dim, 1)
     if kind == "transformer":
         return TransformerHead(in_dim)
+    if kind == "kan":
+        grid_size = 8
+        return KANHead(in_dim, max(2, round(hidden / (grid_size + 1))), grid_size)
     raise ValueError(f"unknown ranking head {kind!r}; choose one of {RANKING_HEADS}")
 
 

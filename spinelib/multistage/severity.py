@@ -6,6 +6,11 @@ Loss L = CE(logits, grade; class weights) + λ · CE(aux scores, key slice);
 checkpoint chosen on the validation split by the competition's weighted log
 loss (weights 1/2/4). Evaluation: the grading metrics of the other studies
 per condition and level, and the competition metric.
+
+Intervals of the grading metrics (:func:`metrics_by` with ``n_boot``) resample
+patients (``study_id``), not discs; :func:`paired_metrics_by` compares two
+sets of predictions (e.g. annotated vs predicted points) on their common discs
+and the same patient resamples.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from torch import nn
 
 from spinelib.competition import GRADE_WEIGHTS, PROBABILITY_COLUMNS, competition_score, weighted_log_loss
 from spinelib.constants import CONDITIONS, LEVELS
-from spinelib.metrics import boundary_scores_from_proba, ordinal_summary
+from spinelib.bootstrap import bootstrap_ordinal_weighted, paired_difference, patient_weights, percentile_interval
+from spinelib.metrics import ORDINAL_COLUMNS, boundary_scores_from_proba, ordinal_summary
 from spinelib.models.mil import MILGrader, mil_loss
 from spinelib.multistage.bags import BagConfig, BagDataset
 from spinelib.train import TrainConfig, fit, load_checkpoint, make_loader
@@ -134,16 +140,70 @@ def grade_prior(labels: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def metrics_by(predictions: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """BA, ROC-AUC, QWK, MAE, MCC (and n) per group of labelled predictions."""
+def _graded(group: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(true grade, predicted grade, boundary scores) of labelled prediction rows."""
+    proba = group[list(PROBABILITY_COLUMNS)].to_numpy(float)
+    return group["grade_index"].to_numpy(int), proba.argmax(1), boundary_scores_from_proba(proba)
+
+
+def _point_and_boot(group: pd.DataFrame, weights: np.ndarray | None) -> tuple[dict, dict | None]:
+    """ordinal_summary of the rows, and the same metrics on each resample of ``weights`` (None: no resampling)."""
+    y, pred, scores = _graded(group)
+    point = ordinal_summary(y, pred, scores, 3)
+    if weights is None:
+        return point, None
+    return point, bootstrap_ordinal_weighted(y, pred, 3, weights, scores)
+
+
+def metrics_by(predictions: pd.DataFrame, by: list[str], n_boot: int = 0, seed: int = 0,
+               level: float = 0.95) -> pd.DataFrame:
+    """BA, ROC-AUC, QWK, MAE, MCC (and n) per group of labelled predictions.
+
+    With ``n_boot`` > 0, also ``<metric>_low`` / ``<metric>_high``: percentile intervals from
+    ``n_boot`` resamples of the group's patients (``study_id``; all discs of a drawn patient come along).
+    """
     rows = {}
     for key, group in predictions.dropna(subset=["grade_index"]).groupby(by, sort=False):
-        proba = group[list(PROBABILITY_COLUMNS)].to_numpy(float)
-        y = group["grade_index"].to_numpy(int)
-        rows[key if len(by) > 1 else key[0]] = {**ordinal_summary(y, proba.argmax(1), boundary_scores_from_proba(proba), 3), "n": len(group)}
+        weights = patient_weights(group["study_id"].to_numpy(), n_boot, seed) if n_boot > 0 else None
+        point, boot = _point_and_boot(group, weights)
+        row = {**point, "n": len(group)}
+        if boot is not None:
+            for name in ORDINAL_COLUMNS:
+                row[f"{name}_low"], row[f"{name}_high"] = percentile_interval(boot[name], level)
+        rows[key if len(by) > 1 else key[0]] = row
     table = pd.DataFrame(rows).T
     table.index.names = by
     return table
+
+
+def paired_metrics_by(predictions: pd.DataFrame, by: list[str], column: str = "coordinates", a: str = "annotated",
+                      b: str = "predicted", n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+    """Metric of a minus metric of b per group, on the labelled rows both graded, with a paired patient interval.
+
+    ``column`` tells the two sets apart (rows with value ``a`` or ``b``); rows are matched by
+    (study_id, condition, level), and both sets are scored on the same patient resamples
+    (:func:`spinelib.bootstrap.paired_difference`). Index: ``by`` + metric; columns diff, low, high,
+    excludes_zero and n (the common discs of the group).
+    """
+    keys = ["study_id", "condition", "level"]
+    labelled_rows = predictions.dropna(subset=["grade_index"])
+    sides = {name: labelled_rows[labelled_rows[column] == name] for name in (a, b)}
+    for name, side in sides.items():
+        if side.duplicated(keys).any():
+            raise ValueError(f"{column} = {name!r}: several predictions for one (study_id, condition, level)")
+    common = sides[a][keys + [c for c in by if c not in keys]].merge(sides[b][keys], on=keys)
+    rows = []
+    for key, group in common.groupby(by, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        weights = patient_weights(group["study_id"].to_numpy(), n_boot, seed)
+        scored = {name: _point_and_boot(group.merge(side, on=keys, how="left"), weights)
+                  for name, side in sides.items()}
+        for name in ORDINAL_COLUMNS:
+            (point_a, boot_a), (point_b, boot_b) = scored[a], scored[b]
+            rows.append({**dict(zip(by, key)), "metric": name, "n": len(group),
+                         **paired_difference(point_a[name], point_b[name], boot_a[name], boot_b[name], level)})
+    table = pd.DataFrame(rows, columns=[*by, "metric", "diff", "low", "high", "excludes_zero", "n"])
+    return table.set_index([*by, "metric"])
 
 
 def submission_score(predictions: pd.DataFrame, labels: pd.DataFrame, prior: pd.DataFrame) -> dict[str, float]:

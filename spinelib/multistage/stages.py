@@ -16,12 +16,13 @@ import pandas as pd
 
 from spinelib.crops.plan import BAG_KIND
 from spinelib.data.rsna import image_dir, read_dataset
+from spinelib.metrics import ORDINAL_COLUMNS
 from spinelib.multistage import report
 from spinelib.multistage.bags import BagConfig, build_sources
 from spinelib.multistage.cohort import load_cohort, study_splits
 from spinelib.multistage.localisation import train_localisers
-from spinelib.multistage.severity import (KINDS, grade_prior, metrics_by, predict_rows, submission_score,
-                                          train_graders)
+from spinelib.multistage.severity import (KINDS, grade_prior, metrics_by, paired_metrics_by, predict_rows,
+                                          submission_score, train_graders)
 
 KEYS = ["study_id", "condition", "level"]
 
@@ -95,10 +96,32 @@ def run_mil(data_root: Path, splits: pd.DataFrame, localisation_dir: Path, out_d
             "shift": shift, "sources": sources, "models": models, "config": cfg}
 
 
-def side_by_side(predictions: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Metrics per group on annotated vs predicted coordinates, one column block each."""
-    tables = {name: metrics_by(group, by) for name, group in predictions.groupby("coordinates")}
-    return pd.concat(tables, axis=1).astype(float).round(3)
+def side_by_side(predictions: pd.DataFrame, by: list[str], n_boot: int = 0, seed: int = 0,
+                 level: float = 0.95) -> pd.DataFrame:
+    """Metrics per group on annotated vs predicted coordinates, one column block each.
+
+    With ``n_boot`` > 0 every metric is followed by ``<metric>_low`` and ``<metric>_high``, its percentile
+    interval over ``n_boot`` resamples of the patients (:func:`spinelib.multistage.severity.metrics_by`).
+    """
+    tables = {name: metrics_by(group, by, n_boot, seed, level) for name, group in predictions.groupby("coordinates")}
+    table = pd.concat(tables, axis=1).astype(float).round(3)
+    if n_boot > 0:  # metric, metric_low, metric_high side by side; n last in each block
+        order = [f"{m}{suffix}" for m in ORDINAL_COLUMNS for suffix in ("", "_low", "_high")] + ["n"]
+        table = table[[(name, column) for name in tables for column in order if (name, column) in table.columns]]
+    return table
+
+
+def annotated_minus_predicted(predictions: pd.DataFrame, by: list[str], n_boot: int = 1000, seed: int = 0,
+                              level: float = 0.95) -> pd.DataFrame:
+    """Metric on annotated minus metric on predicted coordinates per group, with its paired patient interval.
+
+    Both are scored on the discs graded from both points and on the same patient resamples
+    (:func:`spinelib.multistage.severity.paired_metrics_by`): a positive diff on BA, AUC, QWK or MCC, or a
+    negative one on MAE, is what automatic localisation costs. Index: ``by`` + metric; columns diff, low, high
+    (rounded to 3 decimals), excludes_zero, n.
+    """
+    table = paired_metrics_by(predictions, by, "coordinates", "annotated", "predicted", n_boot, seed, level)
+    return table.round({"diff": 3, "low": 3, "high": 3})
 
 
 TINY_LOCALISATION = {

@@ -60,12 +60,14 @@ def make_anatomy(rng: np.random.Generator, severity: np.ndarray, degeneration: n
     for k in range(4, -1, -1):
         s[k] = s[k + 1] + hd[k + 1] + hv[k + 1] + hd[k]
     s = s - (s[3] + hd[3] + 0.5 * hv[3])  # L3 body centre at s = 0
-    rca, rcl = rng.uniform(6.0, 8.0), rng.uniform(9.5, 12.0)
+    rca, rcl = rng.uniform(6.5, 7.5), rng.uniform(9.5, 12.0)
     return Anatomy(
         R=float(rng.uniform(190.0, 280.0)), s_disc=s, hd=hd,
-        bulge=1.0 + 6.0 * sc + 1.0 * deg, lf=0.5 + 3.8 * sc,
-        fscale=np.stack([1.0 - 0.72 * fr, 1.0 - 0.72 * fl], axis=1),
-        rscale=np.stack([1.0 - 0.75 * sr, 1.0 - 0.75 * sl], axis=1),
+        # The latent moves the anatomy linearly over its whole range [0, 1], inside each grade too: between
+        # latents 0.05 and 0.30 the canal loses about 3 mm of its ~14 mm AP diameter (phantom.md item 4b).
+        bulge=1.0 + 8.0 * sc + 1.0 * deg, lf=0.5 + 5.0 * sc,
+        fscale=np.stack([1.0 - 0.85 * fr, 1.0 - 0.85 * fl], axis=1),
+        rscale=np.stack([1.0 - 0.8 * sr, 1.0 - 0.8 * sl], axis=1),
         nucleus_signal=1.0 - 0.9 * deg, rca=float(rca), rcl=float(rcl),
         a0=float(rca + rng.uniform(1.5, 3.0)), rab=float(rng.uniform(17.0, 20.0)),
         rlb=float(rng.uniform(22.0, 26.0)), skin=float(rng.uniform(55.0, 75.0)),
@@ -175,7 +177,7 @@ def _posterior(an: Anatomy, s: np.ndarray, a: np.ndarray, l: np.ndarray, lab: np
     lab[lat & (ds > -hd - 2) & (ds < hd + 6) & (a > -rca - 2) & (a < a0 + 4)] = LIGAMENT
     ff = np.where(left, an.fscale[:, 1].astype(f32)[k], an.fscale[:, 0].astype(f32)[k])
     fc_s = 0.2 * hd + 3.5
-    fora = lat & (_ell((ds - fc_s) / (7.0 * ff + 0.3), (a - a0 + 4.0) / (4.5 * (0.35 + 0.65 * ff))) <= 1.0)
+    fora = lat & (_ell((ds - fc_s) / (8.5 * ff + 0.3), (a - a0 + 4.0) / (5.5 * (0.2 + 0.8 * ff))) <= 1.0)
     lab[fora] = FAT
     lab[fora & (_ell((ds - fc_s - 2.5 * ff) / 2.2, (a - a0 + 4.0) / 2.2) <= 1.0)] = NERVE
     # subarticular recess: CSF around the traversing root, narrowed by the latent

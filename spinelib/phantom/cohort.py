@@ -19,7 +19,7 @@ from spinelib.phantom import series as S
 from spinelib.phantom import severity as V
 from spinelib.phantom.writer import make_uid, write_csv, write_dicom
 
-VERSION = "1"
+VERSION = "2"
 MISSING = dict(study_labels=0.09, coordinate=0.004, no_t1=0.01, no_t2=0.006, no_axial=0.004, two_axial=0.15)
 SCALE, OFFSET = (700.0, 2100.0), (0.0, 50.0)
 TIMING = {"T1": (550.0, 12.0), "T2": (3500.0, 100.0), "STIR": (4000.0, 60.0)}
@@ -82,7 +82,9 @@ def generate_study(seed: int, index: int, study_id: int, labelled: bool, root: s
     centre = S.CENTRES[ci]
     lat = V.draw_latents(rng, 1)
     sev = lat["severity"][0]
-    grade = V.grades_from_scores(V.rater_scores(rng, sev))
+    rater = V.rater_scores(rng, sev, ci)          # what this centre's rater perceives (latent + shift + noise)
+    grade = V.grades_from_scores(rater)
+    pf_noise, dn_noise = V.extra_rater_noise(rng, 5, ci)
     an = A.make_anatomy(rng, sev, lat["degeneration"][0], lat["height_loss"][0])
     pose = S.draw_pose(rng)
     t2 = S.plan_sagittal(rng, an, centre, pose, SAGITTAL_T2, "STIR" if centre["stir"] else "T2")
@@ -146,12 +148,16 @@ def generate_study(seed: int, index: int, study_id: int, labelled: bool, root: s
     labels = {label_column(c, lv): ("" if miss[a, b] else GRADES[grade[a, b]])
               for a, c in enumerate(CONDITIONS) for b, lv in enumerate(LEVELS)}
     origin = "train" if labelled else "test"
-    truth = [(study_id, c, lv, float(sev[a, b]), (GRADES[grade[a, b]] if labelled and not miss[a, b] else ""),
-              origin, centre["name"]) for a, c in enumerate(CONDITIONS) for b, lv in enumerate(LEVELS)]
-    pf = V.pfirrmann(lat["degeneration"][0], lat["height_loss"][0])
-    dn = V.disc_narrowing(lat["height_loss"][0])
-    extra = [(study_id, lv, int(pf[b]), int(dn[b]), float(lat["degeneration"][0][b]),
-              float(lat["height_loss"][0][b]), origin) for b, lv in enumerate(LEVELS)]
+    truth = [(study_id, c, lv, float(sev[a, b]), float(rater[a, b]),
+              (GRADES[grade[a, b]] if labelled and not miss[a, b] else ""), origin, centre["name"])
+             for a, c in enumerate(CONDITIONS) for b, lv in enumerate(LEVELS)]
+    degeneration, height_loss = lat["degeneration"][0], lat["height_loss"][0]
+    pf_score = V.pfirrmann_score(degeneration, height_loss)   # the truth behind the Pfirrmann grade
+    pf = V.pfirrmann(degeneration, height_loss, pf_noise)
+    dn = V.disc_narrowing(height_loss, dn_noise)
+    extra = [(study_id, lv, int(pf[b]), int(dn[b]), float(degeneration[b]), float(height_loss[b]),
+              float(pf_score[b]), float(pf_score[b] + pf_noise[b]), float(height_loss[b] + dn_noise[b]), origin)
+             for b, lv in enumerate(LEVELS)]
     return dict(study_id=study_id, labelled=labelled, labels=labels, coords=coords, series=desc_rows,
                 truth=truth, extra=extra, instances=n_inst)
 
@@ -162,13 +168,14 @@ def _job(args: tuple) -> dict:
 
 def params_record(seed: int, studies: int, test_studies: int) -> dict:
     """Everything that defines the cohort (written to phantom_params.json)."""
-    mu, s = V.latent_location_scale()
     return dict(version=VERSION, seed=seed, studies=studies, test_studies=test_studies,
                 centres=[{k: v for k, v in c.items()} | {"contrast_jitter": centre_jitter(i).round(6).tolist()}
                          for i, c in enumerate(S.CENTRES)],
                 conditions=list(CONDITIONS), levels=list(LEVELS),
-                thresholds=V.calibrated_thresholds().round(6).tolist(), latent_mu=mu.round(6).tolist(),
-                latent_scale=s.round(6).tolist(), nominal_thresholds=list(V.NOMINAL_T), rater_sd=V.RATER_SD,
+                thresholds=V.calibrated_thresholds().round(6).tolist(), band_edges=V.band_edges().round(6).tolist(),
+                nominal_thresholds=list(V.NOMINAL_T), rater_sd=V.RATER_SD, centre_shift=list(V.CENTRE_SHIFT),
+                extra_rater_sd=V.EXTRA_RATER_SD, pfirrmann_cuts=list(V.PFIRRMANN_CUTS),
+                narrowing_cuts=list(V.NARROWING_CUTS),
                 calibration_seed=V.CALIB_SEED, calibration_n=V.CALIB_N, mixture_weights=V.WEIGHTS,
                 degeneration_mu=list(V.DEG_MU), missing=MISSING, target_counts=V.TARGET_COUNTS)
 
@@ -205,11 +212,13 @@ def generate_phantom(out_dir: Path | str, studies: int = 300, seed: int = 0, *, 
         write_csv(pd.DataFrame([d for r in rs for d in r["series"]], columns=desc_cols)
                   .sort_values(["study_id", "series_id"]), root / f"{name}_series_descriptions.csv")
     write_csv(pd.DataFrame([t for r in results for t in r["truth"]],
-                           columns=["study_id", "condition", "level", "severity", "grade", "origin", "centre"])
+                           columns=["study_id", "condition", "level", "severity", "rater_score", "grade", "origin",
+                                    "centre"])
               .sort_values(["study_id"], kind="stable"), root / "phantom_truth.csv")
     write_csv(pd.DataFrame([t for r in results for t in r["extra"]],
                            columns=["study_id", "level", "pfirrmann", "disc_narrowing", "degeneration",
-                                    "height_loss", "origin"]).sort_values(["study_id"], kind="stable"),
+                                    "height_loss", "pfirrmann_score", "pfirrmann_rater_score",
+                                    "disc_narrowing_rater_score", "origin"]).sort_values(["study_id"], kind="stable"),
               root / "phantom_extra_tasks.csv")
     (root / "phantom_params.json").write_text(json.dumps(params_record(seed, studies, test_studies),
                                                          indent=1, sort_keys=True) + "\n")

@@ -3,13 +3,26 @@
 The latent model is vectorised over studies so that grade frequencies can be
 checked on a large Monte-Carlo draw without rendering any image.
 
-For each condition c and level j the latent is ``sigmoid(mu[c, j] + s[c, j] * x)``
-with ``x`` a unit-variance mixture of a patient factor, a per-level disc factor,
-a factor shared by the left/right pair and an individual term.  ``mu`` and
-``s`` are solved in closed form so that, without rater noise, the latent
-crosses 0.5 (Moderate) and 0.8 (Severe) with the target frequencies; the
-grade thresholds are then recalibrated on a fixed Monte-Carlo sample of
-latent + rater noise, so the final frequencies match the target table.
+For each condition c and level j a standard-normal factor ``x`` (a unit-variance
+mixture of a patient factor, a per-level disc factor, a factor shared by the
+left/right pair and an individual term) is mapped to the latent severity in
+[0, 1] by a piecewise-linear map of its probability u = Φ(x):
+
+    u in [0, q1)   ->  latent in [0, T1)     (Normal/Mild band)
+    u in [q1, q2)  ->  latent in [T1, T2)    (Moderate band)
+    u in [q2, 1]   ->  latent in [T2, 1]     (Severe band)
+
+with q1, q2 the target cumulative frequencies of (condition, level). Inside
+each grade the latent is therefore spread evenly over the grade's band, so two
+Normal/Mild discs differ by as much latent (and anatomy) as a Normal/Mild and
+a Moderate one can: the within-grade ordering a ranking score claims to learn
+is in the images (phantom.md item 4b). The bands are the same at every level,
+so the same anatomy gets the same grade at any level.
+
+The rater sees ``latent + centre shift + noise`` (a threshold shift per
+simulated centre and a per-disc noise); grade thresholds are recalibrated per
+(condition, level) on a fixed Monte-Carlo sample of that rater score, so the
+final frequencies match the target table.
 """
 
 from __future__ import annotations
@@ -17,7 +30,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy.special import expit, logit
+from scipy.special import expit
 from scipy.stats import norm
 
 from spinelib.constants import CONDITIONS, LEVELS
@@ -35,14 +48,21 @@ TARGET_COUNTS: dict[str, tuple[tuple[int, int, int], ...]] = {
     "right_subarticular_stenosis":
         ((1680, 110, 24), (1577, 243, 73), (1322, 454, 197), (891, 622, 460), (1399, 396, 173)),
 }
-NOMINAL_T = (0.5, 0.8)   # nominal latent thresholds Moderate / Severe
-RATER_SD = 0.045          # rater noise on the latent
+NOMINAL_T = (0.45, 0.75)  # latent band edges Normal/Mild | Moderate | Severe (before rater noise)
+RATER_SD = 0.05           # per-disc rater noise on the latent
+# Threshold shift of each simulated centre's raters (spinelib.phantom.series.CENTRES order): a stricter
+# centre (positive shift) sees more disease in the same anatomy. The same shifts apply to the extra tasks.
+CENTRE_SHIFT = (0.0, 0.04, -0.03, 0.02, -0.04)
+EXTRA_RATER_SD = 0.04     # rater noise on the extra (Genodisc-like) tasks' scores
 CALIB_SEED = 20240917     # fixed seed of the calibration sample (independent of the cohort)
 CALIB_N = 100_000
 # Mixture weights (patient, level/disc, left-right pair, individual); normalised to unit variance.
 WEIGHTS = {"spinal": (0.45, 0.60, 0.0, 0.66), "foraminal": (0.40, 0.45, 0.55, 0.58),
            "subarticular": (0.40, 0.50, 0.50, 0.58)}
 DEG_MU = (-1.6, -1.0, -0.5, 0.2, 0.4)   # disc degeneration location per level (lower = worse)
+# Pfirrmann-like grade 1-5 and disc-narrowing grade 0-3: cut points on their scores.
+PFIRRMANN_CUTS = (0.15, 0.35, 0.6, 0.8)
+NARROWING_CUTS = (0.25, 0.5, 0.75)
 
 
 def target_frequencies() -> np.ndarray:
@@ -51,15 +71,23 @@ def target_frequencies() -> np.ndarray:
     return c / c.sum(axis=2, keepdims=True)
 
 
-def latent_location_scale() -> tuple[np.ndarray, np.ndarray]:
-    """Closed-form ``mu, s`` (5x5) so that P(latent > 0.5 / 0.8) match the targets."""
+def band_edges() -> np.ndarray:
+    """Cumulative target frequencies (5 conditions, 5 levels, 2): P(grade <= Normal/Mild), P(grade <= Moderate)."""
     f = target_frequencies()
-    p_mod_plus = np.clip(f[..., 1] + f[..., 2], 1e-4, 0.999)
-    p_sev = np.clip(f[..., 2], 5e-4, 0.999)
-    q1, q2 = norm.isf(p_mod_plus), norm.isf(p_sev)
-    s = (logit(NOMINAL_T[1]) - logit(NOMINAL_T[0])) / np.maximum(q2 - q1, 0.15)
-    mu = logit(NOMINAL_T[0]) - s * q1
-    return mu, s
+    return np.stack([f[..., 0], f[..., 0] + f[..., 1]], axis=-1)
+
+
+def latent_from_probability(u: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Piecewise-linear map of u = Φ(x) in [0, 1] onto the latent bands (see the module docstring).
+
+    ``u`` (..., 5, 5) and ``q`` (5, 5, 2) cumulative band edges; returns the latent, same shape as ``u``.
+    """
+    q1, q2 = q[..., 0], q[..., 1]
+    t1, t2 = NOMINAL_T
+    low = t1 * u / q1
+    mid = t1 + (t2 - t1) * (u - q1) / np.maximum(q2 - q1, 1e-9)
+    high = t2 + (1.0 - t2) * (u - q2) / np.maximum(1.0 - q2, 1e-9)
+    return np.clip(np.where(u < q1, low, np.where(u < q2, mid, high)), 0.0, 1.0)
 
 
 def _group(cond: str) -> str:
@@ -72,9 +100,9 @@ def draw_latents(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     Returns ``severity`` (n, 5 conditions, 5 levels) in [0, 1], ``degeneration``
     and ``height_loss`` (n, 5 levels) in [0, 1] (nucleus signal loss, disc height loss).
     """
-    mu, s = latent_location_scale()
-    g = rng.standard_normal(n)
-    u = rng.standard_normal((n, 5))
+    edges = band_edges()
+    g = rng.standard_normal(n)           # patient factor: shared by every disc and condition of a study
+    u = rng.standard_normal((n, 5))      # disc factor: shared by the conditions of one level
     pair = {"foraminal": rng.standard_normal((n, 5)), "subarticular": rng.standard_normal((n, 5))}
     own = rng.standard_normal((n, 5, 5))
     sev = np.empty((n, 5, 5))
@@ -84,7 +112,7 @@ def draw_latents(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         x = w[0] * g[:, None] + w[1] * u + w[3] * own[:, ci]
         if grp != "spinal":
             x = x + w[2] * pair[grp]
-        sev[:, ci] = expit(mu[ci] + s[ci] * x)
+        sev[:, ci] = latent_from_probability(norm.cdf(x), edges[ci])
     e_d = rng.standard_normal((n, 5))
     e_h = rng.standard_normal((n, 5))
     deg = expit(np.array(DEG_MU) + 1.7 * (0.5 * g[:, None] + 0.7 * u + 0.5 * e_d))
@@ -92,17 +120,32 @@ def draw_latents(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     return {"severity": sev, "degeneration": deg, "height_loss": height}
 
 
-def rater_scores(rng: np.random.Generator, severity: np.ndarray) -> np.ndarray:
-    """The rater's noisy perception of the latent (same shape)."""
-    return severity + RATER_SD * rng.standard_normal(severity.shape)
+def centre_shift(centre: np.ndarray | int) -> np.ndarray:
+    """Rater threshold shift of each study's centre: (n,) for ``centre`` (n,) centre indices."""
+    return np.asarray(CENTRE_SHIFT)[np.asarray(centre)]
+
+
+def rater_scores(rng: np.random.Generator, severity: np.ndarray, centre: np.ndarray | int = 0) -> np.ndarray:
+    """The rater's perception of the latent: latent + centre shift + per-disc noise (same shape as ``severity``).
+
+    ``severity`` is (n, 5, 5) (or (5, 5) for one study) and ``centre`` the study's centre index (n,) (or an int).
+    """
+    shift = centre_shift(centre)
+    shift = shift.reshape(shift.shape + (1,) * (severity.ndim - shift.ndim))
+    return severity + shift + RATER_SD * rng.standard_normal(severity.shape)
+
+
+def _calibration_centres(rng: np.random.Generator, n: int) -> np.ndarray:
+    from spinelib.phantom.series import CENTRES  # the centres' case mix (weights) lives with their scanners
+    return rng.choice(len(CENTRES), size=n, p=[c["weight"] for c in CENTRES])
 
 
 @lru_cache(maxsize=1)
 def calibrated_thresholds() -> np.ndarray:
-    """Grade thresholds (5 conditions, 5 levels, 2) from a fixed Monte-Carlo sample."""
+    """Grade thresholds (5 conditions, 5 levels, 2) from a fixed Monte-Carlo sample of rater scores."""
     rng = np.random.default_rng(CALIB_SEED)
     lat = draw_latents(rng, CALIB_N)
-    r = rater_scores(rng, lat["severity"])
+    r = rater_scores(rng, lat["severity"], _calibration_centres(rng, CALIB_N))
     f = target_frequencies()
     t = np.empty((5, 5, 2))
     for ci in range(5):
@@ -122,19 +165,33 @@ def draw_latents_and_grades(n: int, seed: int) -> dict[str, np.ndarray]:
     """Latents + grades for ``n`` studies without any image (cheap frequency checks)."""
     rng = np.random.default_rng([seed, 777])
     lat = draw_latents(rng, n)
-    lat["grade"] = grades_from_scores(rater_scores(rng, lat["severity"]))
+    centre = _calibration_centres(rng, n)
+    lat["grade"] = grades_from_scores(rater_scores(rng, lat["severity"], centre))
+    lat["centre"] = centre
     return lat
 
 
-def pfirrmann(degeneration: np.ndarray, height_loss: np.ndarray) -> np.ndarray:
-    """Pfirrmann-like grade 1-5 from nucleus signal loss and disc height loss."""
-    score = 0.65 * degeneration + 0.35 * height_loss
-    return (1 + np.digitize(score, [0.15, 0.35, 0.6, 0.8])).astype(np.int8)
+def pfirrmann_score(degeneration: np.ndarray, height_loss: np.ndarray) -> np.ndarray:
+    """The quantity the Pfirrmann-like grade is drawn from: 0.65 · nucleus signal loss + 0.35 · height loss."""
+    return 0.65 * degeneration + 0.35 * height_loss
 
 
-def disc_narrowing(height_loss: np.ndarray) -> np.ndarray:
-    """Disc-narrowing grade 0-3 from disc height loss."""
-    return np.digitize(height_loss, [0.25, 0.5, 0.75]).astype(np.int8)
+def pfirrmann(degeneration: np.ndarray, height_loss: np.ndarray, noise: np.ndarray | float = 0.0) -> np.ndarray:
+    """Pfirrmann-like grade 1-5 from its score (:func:`pfirrmann_score`) plus the rater's ``noise``."""
+    score = pfirrmann_score(degeneration, height_loss) + noise
+    return (1 + np.digitize(score, PFIRRMANN_CUTS)).astype(np.int8)
+
+
+def disc_narrowing(height_loss: np.ndarray, noise: np.ndarray | float = 0.0) -> np.ndarray:
+    """Disc-narrowing grade 0-3 from disc height loss plus the rater's ``noise``."""
+    return np.digitize(height_loss + noise, NARROWING_CUTS).astype(np.int8)
+
+
+def extra_rater_noise(rng: np.random.Generator, n_levels: int, centre: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rater noise (centre shift + per-disc noise) on the Pfirrmann and disc-narrowing scores, (n_levels,) each."""
+    shift = float(centre_shift(centre))
+    return (shift + EXTRA_RATER_SD * rng.standard_normal(n_levels),
+            shift + EXTRA_RATER_SD * rng.standard_normal(n_levels))
 
 
 def level_names() -> tuple[str, ...]:

@@ -10,6 +10,11 @@ Three configurations on the same split, same loss and same budget:
 Loss: weighted focal loss (Eq. 2, gamma = 2, alpha = [0.8, 4.0, 5.0]); ReduceLROnPlateau
 (patience 4, factor 0.5) on validation balanced accuracy; the checkpoint with the best
 validation balanced accuracy is kept; the test split is predicted once, by that checkpoint.
+
+Intervals (:func:`intervals_by`) and differences between configurations
+(:func:`paired_differences`) resample patients (``study_id``), not discs: the
+discs of one patient are correlated. Differences are paired: both configurations
+are scored on the same test discs and the same patient resamples.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from spinelib.augment import eval_transform
 from spinelib.crops.store import CropStore
 from spinelib.datasets import RoiDataset
 from spinelib.losses.focal import focal_loss
-from spinelib.metrics import classification_summary
+from spinelib.bootstrap import paired_difference, patient_weights, weighted_confusion
+from spinelib.metrics import classification_summary, summary_from_confusion, summary_with_ci
 from spinelib.models.encoders import load_encoder_weights, resnet18_encoder
 from spinelib.models.heads import DiscClassifier, finetune_param_groups, freeze_encoder_layers
 from spinelib.train import FitResult, TrainConfig, fit, load_checkpoint, make_loader, resolve_device
@@ -195,3 +201,54 @@ def predict_with_checkpoints(models_dir: Path, split_column: str, configs: list[
     """Test predictions of each configuration's saved best checkpoint on ``dataset`` (e.g. re-cut crops)."""
     return pd.concat([predict_split(load_classifier(models_dir / split_column / config / f"seed{seed}"), dataset,
                                     device).assign(config=config) for config in configs], ignore_index=True)
+
+
+def intervals_by(predictions: pd.DataFrame, by: str | list[str] = "config", n_boot: int = 1000, seed: int = 0,
+                 level: float = 0.95) -> pd.DataFrame:
+    """Table 1 columns with percentile bootstrap intervals per group, resampling patients (``study_id``).
+
+    Index (group, metric), columns value, ci_low, ci_high (see :func:`spinelib.metrics.summary_with_ci`).
+    Pass the predictions of one run per group (one split column, one seed).
+    """
+    return pd.concat({name: summary_with_ci(part["grade"], part["predicted"], n_boot, seed, level,
+                                            groups=part["study_id"].to_numpy())
+                      for name, part in predictions.groupby(by, sort=False)})
+
+
+def paired_differences(predictions: pd.DataFrame, reference: str, n_boot: int = 1000, seed: int = 0,
+                       level: float = 0.95) -> pd.DataFrame:
+    """Each configuration minus ``reference`` on every Table 1 column, with a paired patient-bootstrap interval.
+
+    Both configurations are scored on their common labelled test discs (``study_id``, ``level``) and on the
+    same resamples of patients, so the interval is that of the difference
+    (:func:`spinelib.bootstrap.paired_difference`). Index (config, metric); columns diff, low, high,
+    excludes_zero. Pass one run per configuration.
+    """
+    keys = ["study_id", "level"]
+    runs = {config: part.set_index(keys)[["grade", "predicted"]]
+            for config, part in predictions.groupby("config", sort=False)}
+    if reference not in runs:
+        raise ValueError(f"reference configuration {reference!r} not among {list(runs)}")
+    for config, run in runs.items():
+        if run.index.duplicated().any():
+            raise ValueError(f"{config}: several predictions per disc; pass one run (split column, seed) per config")
+    rows = {}
+    for config, run in runs.items():
+        if config == reference:
+            continue
+        both = runs[reference].merge(run, how="inner", left_index=True, right_index=True, suffixes=("_ref", ""))
+        both = both[both["grade"] >= 0]
+        if (both["grade"] != both["grade_ref"]).any():
+            raise ValueError(f"{config} and {reference} disagree on the true grade of some discs")
+        grade = both["grade"].to_numpy(int)
+        weights = patient_weights(both.index.get_level_values("study_id").to_numpy(), n_boot, seed)
+        point = {name: classification_summary(grade, both[column].to_numpy(int))
+                 for name, column in ((config, "predicted"), (reference, "predicted_ref"))}
+        boot = {name: summary_from_confusion(weighted_confusion(grade, both[column].to_numpy(int), 3, weights))
+                for name, column in ((config, "predicted"), (reference, "predicted_ref"))}
+        for metric in TABLE_COLUMNS:
+            rows[(config, metric)] = paired_difference(point[config][metric], point[reference][metric],
+                                                       boot[config][metric], boot[reference][metric], level)
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=["diff", "low", "high", "excludes_zero"])
+    table.index = pd.MultiIndex.from_tuples(table.index, names=["config", "metric"]) if rows else table.index
+    return table

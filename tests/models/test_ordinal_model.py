@@ -24,7 +24,7 @@ def test_resnet3d_keeps_the_slice_axis():
     assert resnet3d18(1, 64).feature_dim == 512
 
 
-@pytest.mark.parametrize("head", ["mlp", "linear", "transformer"])
+@pytest.mark.parametrize("head", ["mlp", "linear", "transformer", "kan"])
 def test_score_heads_give_bounded_scores(head):
     model = OrdinalModel(resnet3d18(1, 4), [3, 5], "spineranknet", head=head)
     out = model(torch.randn(3, 1, 4, 32, 32))

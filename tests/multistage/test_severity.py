@@ -28,3 +28,35 @@ def test_one_key_gives_plain_labels_and_sklearn_accuracy():
 def test_two_keys_give_a_two_level_index():
     table = metrics_by(_predictions(), ["condition", "level"])
     assert table.index.names == ["condition", "level"] and len(table) == 4
+
+
+def test_intervals_resample_patients_and_bracket_the_value():
+    from spinelib.bootstrap import patient_weights, percentile_interval, weighted_confusion
+    from spinelib.metrics import ordinal_from_confusion
+
+    frame = _predictions().assign(study_id=np.repeat(np.arange(20), 2))
+    table = metrics_by(frame, ["condition"], n_boot=200, seed=4)
+    assert list(table.columns[:6]) == ["balanced_accuracy", "roc_auc", "qwk", "mae", "mcc", "n"]
+    part = frame[frame["condition"] == "left_subarticular_stenosis"]
+    weights = patient_weights(part["study_id"].to_numpy(), 200, 4)  # the ten patients of this condition
+    boot = ordinal_from_confusion(weighted_confusion(part["grade_index"].astype(int),
+                                                     part[list(PROBABILITY_COLUMNS)].to_numpy().argmax(1), 3, weights))
+    assert tuple(table.loc["left_subarticular_stenosis", ["qwk_low", "qwk_high"]]) == \
+        tuple(percentile_interval(boot["qwk"]))
+    for name in ("balanced_accuracy", "roc_auc", "mae", "mcc"):
+        assert (table[f"{name}_low"] <= table[name]).all() and (table[name] <= table[f"{name}_high"]).all()
+    assert "qwk_low" not in metrics_by(frame, ["condition"]).columns  # no n_boot: the table of before
+
+
+def test_paired_comparison_of_coordinates():
+    from spinelib.multistage.severity import paired_metrics_by
+
+    annotated = _predictions().assign(study_id=np.repeat(np.arange(20), 2), coordinates="annotated")
+    predicted = annotated.assign(coordinates="predicted").iloc[5:]  # five discs not located: left out of the pair
+    same = paired_metrics_by(pd.concat([annotated, predicted]), ["condition"], n_boot=100)
+    assert same.index.names == ["condition", "metric"]
+    assert same.loc[("spinal_canal_stenosis", "qwk"), "n"] == 15  # rows 0–4 not located (row 0 is also unlabelled)
+    assert (same[["diff", "low", "high"]].fillna(0) == 0).all().all() and not same["excludes_zero"].any()
+    wrong = predicted.assign(normal_mild=1.0, moderate=0.0, severe=0.0)  # everything Normal/Mild
+    versus = paired_metrics_by(pd.concat([annotated, wrong]), ["condition"], n_boot=100)
+    assert (versus.xs("mae", level="metric")["diff"] != 0).any()
