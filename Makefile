@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export DVC_NO_ANALYTICS := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: repro test env kernel bench clean-results readme-figures
+.PHONY: repro test test-slow env kernel bench clean-results readme-figures
 
 env: $(STAMP)
 
@@ -29,6 +29,10 @@ repro: $(STAMP)
 test: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q
 
+# The multi-stage paper-profile tests (ConvNeXt/EfficientNet pairs, about 25 minutes on the 2-core CPU).
+test-slow: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -m slow tests/test_paper_profiles.py
+
 bench: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/crops.py
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/training.py
@@ -43,6 +47,7 @@ README_FIGURES := results/00_explore/figures/example_series.png results/00_explo
 	results/01_crops/figures/roi_by_true_severity.png results/02_contrastive/figures/embedding_pca.png \
 	results/03_finetune/figures/confusion_matrices.png results/03_finetune/figures/localisation.png \
 	results/05_thresholds/figures/thresholds_spinal_canal.png results/06_evaluation/figures/uncertainty_vs_margin.png \
+	results/06_evaluation/figures/instrument.png results/06_evaluation/figures/paired_differences.png \
 	results/07_score_figure/figures/ordered_spinal_canal_stenosis.png results/07_score_figure/figures/ordered_pfirrmann.png \
 	results/07_score_figure/figures/score_vs_truth.png results/08_localisation/figures/slice_errors.png \
 	results/09_mil/figures/attention_examples.png

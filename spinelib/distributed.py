@@ -61,8 +61,13 @@ def is_main_process() -> bool:
 
 
 def cleanup_distributed() -> None:
-    """Leave the process group if one was joined (safe to call when none was)."""
+    """Leave the process group if one was joined (safe to call when none was).
+
+    All ranks meet at a barrier first: a rank that tears its gloo connections down while a peer is still
+    finishing the last collective makes that peer abort (seen as a SIGABRT of one process).
+    """
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

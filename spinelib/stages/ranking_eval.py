@@ -211,6 +211,8 @@ def comparison_pairs(plan: pd.DataFrame, runs: list[str]) -> list[tuple[str, str
 
     * frozen-encoder runs and thresholded phase-1 runs → their phase-1 CE run (same encoder);
     * fine-tuned runs → CE continued of the same seed (same encoder training, same extra epochs);
+    * score objectives, in addition, → that CE run graded by thresholds too (``<ce run>_thresholded``), so the
+      objective is compared under the same decision rule;
     * a thresholded fine-tuned CE run → its argmax twin;
     * the head and loss ablations → the SpineRankNet run of their encoder mode (MLP head, full loss).
     """
@@ -225,15 +227,17 @@ def comparison_pairs(plan: pd.DataFrame, runs: list[str]) -> list[tuple[str, str
             pairs.append((run, base))
             if row["encoder"] != "phase1":
                 continue
+        # a score objective is also compared with the thresholded CE twin: the same decision rule for both
+        same_rule = [THRESHOLDED] if row["objective"] in SCORE_OBJECTIVES else []
         if isinstance(row.get("reference"), str) and row["reference"]:      # an ablation: its own reference
             pairs.append((run, row["reference"]))
         elif row["encoder"] == "frozen":
-            pairs.append((run, row["phase1"]))
+            pairs += [(run, row["phase1"] + suffix) for suffix in ["", *same_rule]]
         elif row["encoder"] == "finetune" and row["objective"] != "ce":
             continued = spec[(spec["objective"] == "ce") & (spec["encoder"] == "finetune") &
                              (spec["seed"] == row["seed"])]
             if len(continued):
-                pairs.append((run, continued.index[0]))
+                pairs += [(run, continued.index[0] + suffix) for suffix in ["", *same_rule]]
     return [(a, b) for a, b in pairs if a in runs and b in runs and a != b]
 
 

@@ -73,6 +73,9 @@ def test_reference_pairs_are_the_fair_controls():
     assert ("corn", "ce") in pairs and ("spineranknet", "ce") in pairs
     assert ("spineranknet_finetuned", "ce_continued") in pairs
     assert ("spineranknet_finetuned_seed1", "ce_continued_seed1") in pairs
+    assert ("spineranknet", "ce_thresholded") in pairs                       # the same decision rule
+    assert ("spineranknet_finetuned", "ce_continued_thresholded") in pairs
+    assert ("corn", "ce_thresholded") not in pairs                         # CORN is a class objective
     assert ("spineranknet_kan", "spineranknet") in pairs and ("spineranknet_no_similarity", "spineranknet") in pairs
     assert ("ce_thresholded", "ce") in pairs and ("corn_thresholded", "corn") in pairs
     assert ("ce_continued_thresholded", "ce_continued") in pairs

@@ -13,7 +13,6 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import pytest
 import yaml
 
 from spinelib.crops import open_store
@@ -35,7 +34,6 @@ def _paper(name: str) -> dict:
     return yaml.safe_load((ROOT / "params" / "paper" / name).read_text())
 
 
-@pytest.mark.slow
 def test_every_paper_profile_run_trains_predicts_and_is_evaluated(tmp_path):
     crops, extra, truth = tiny_ranking_inputs()
     p = _paper("ranking.yaml")
