@@ -64,6 +64,7 @@ TINY_RANKING = {"seed": 0, "seeds": [0, 1], "base_width": 4, "head_input": "embe
 TINY_RUNS = {"finetuned": ["ce", "spineranknet"], "frozen": ["corn", "mae", "ranknet", "deep_rank_svm", "spineranknet"],
              "ablation_encoder": "frozen", "ablation_heads": ["kan"],
              "loss_ablations": {"no_similarity": {"lambda_sim": 0.0}}}
+TINY_EXTRA_TRUTH = {"pfirrmann": "pfirrmann_score", "disc_narrowing": "height_loss"}   # latent behind each extra task
 TINY_TTA = {"translate": 2, "slice_shift": 1, "flips": True, "batch_size": 32}
 
 
@@ -126,5 +127,3 @@ def _tiny_ranking_run(runs: dict | None, method: str) -> dict[str, Path]:
     (out / "thresholds.json").write_text(json.dumps(thresholds.to_dict(orient="records")))
     return {"crops": crops, "extra": extra, "truth": truth, "run": out}
 
-
-TINY_EXTRA_TRUTH = {"pfirrmann": "pfirrmann_score", "disc_narrowing": "height_loss"}
