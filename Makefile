@@ -45,6 +45,8 @@ clean-results:
 README_FIGURES := results/00_explore/figures/example_series.png results/00_explore/figures/grade_distribution.png \
 	results/00_explore/figures/acquisition_by_centre.png results/01_crops/figures/roi_montage_spinal_canal_stenosis.png \
 	results/01_crops/figures/roi_by_true_severity.png results/02_contrastive/figures/embedding_pca.png \
+	results/02_contrastive/figures/contrastive_curves.png results/03_finetune/figures/label_fraction.png \
+	results/03_finetune/figures/shift_curve.png \
 	results/03_finetune/figures/confusion_matrices.png results/03_finetune/figures/localisation.png \
 	results/05_thresholds/figures/thresholds_spinal_canal.png results/06_evaluation/figures/uncertainty_vs_margin.png \
 	results/06_evaluation/figures/instrument.png results/06_evaluation/figures/paired_differences.png \

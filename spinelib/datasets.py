@@ -49,6 +49,50 @@ class RoiDataset(Dataset):
         return self.transform(image), self.grades[i], i
 
 
+class ShiftedRoiDataset(Dataset):
+    """Disc ROIs cut from wider crops so that the ROI's centre can move: ``(image (1, S, S), grade, row)``.
+
+    ``store`` holds ROIs of (S + 2m) x (S + 2m) px around each point (m = ``margin``). Item i is the S x S window
+    whose centre is moved by ``offsets[i]`` = (dx, dy) px from the point when ``offsets`` (N, 2) is given (a
+    controlled shift: the point was off by that much), else by a fresh uniform draw in [-jitter, jitter]² when
+    ``jitter`` > 0 (shift augmentation: the multi-stage paper's pre-crop jitter), else not at all. The window
+    always lies inside the wide crop, so no padding is invented: |dx|, |dy| <= margin.
+    """
+
+    def __init__(self, store: CropStore, condition: str, split: str | None, transform: Transform, margin: int,
+                 split_column: str = "split", jitter: int = 0, offsets: np.ndarray | None = None):
+        rois, self.index = store.load("roi", split=split, condition=condition, split_column=split_column)
+        self.images = torch.from_numpy(np.ascontiguousarray(rois))
+        self.grades = _grades(self.index)
+        self.transform, self.margin, self.jitter = transform, int(margin), int(jitter)
+        self.size = (self.images.shape[1] - 2 * self.margin, self.images.shape[2] - 2 * self.margin)
+        if min(self.size) < 1:
+            raise ValueError(f"margin {margin} leaves no window in crops of {tuple(self.images.shape[1:])} px")
+        if self.jitter > self.margin:
+            raise ValueError(f"jitter {jitter} px exceeds the crop margin {margin} px")
+        self.offsets = None
+        if offsets is not None:
+            offsets = np.asarray(offsets, dtype=np.int64)
+            if offsets.shape != (len(self.images), 2) or np.abs(offsets).max(initial=0) > self.margin:
+                raise ValueError(f"offsets must be ({len(self.images)}, 2) integers within ±{margin} px, "
+                                 f"got shape {offsets.shape}")
+            self.offsets = torch.from_numpy(offsets)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        if self.offsets is not None:
+            dx, dy = (int(v) for v in self.offsets[i])
+        elif self.jitter > 0:   # torch's generator: reseeded per epoch by the training loop
+            dx, dy = (int(v) for v in torch.randint(-self.jitter, self.jitter + 1, (2,)))
+        else:
+            dx = dy = 0
+        top, left = self.margin + dy, self.margin + dx     # a point moved right/down moves the window with it
+        window = self.images[i, top: top + self.size[0], left: left + self.size[1]]
+        return self.transform(window.float().div(255.0).unsqueeze(0)), self.grades[i], i
+
+
 class LocaliserDataset(Dataset):
     """2.5D localiser inputs: ``(slices (3, S, S), level index, normalised target (x, y), row)``."""
 

@@ -261,29 +261,3 @@ def ordinal_from_confusion(cm: np.ndarray) -> dict[str, np.ndarray]:
     qwk = 1 - _ratio((weight * cm).sum(axis=(-2, -1)), (weight * expected).sum(axis=(-2, -1)))
     mae = _ratio((np.abs(i - j) * cm).sum(axis=(-2, -1)), n)
     return {"balanced_accuracy": balanced, "qwk": qwk, "mae": mae}
-
-
-def bootstrap_ordinal(y_true, y_pred, num_grades: int, indices: np.ndarray | None = None, *,
-                      weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """BA, QWK, MAE on each resample of the discs; discs with y_true < 0 are skipped, predictions clipped to 0..K−1.
-
-    The resamples are given either as ``indices`` (n_boot, n) of discs drawn, or as
-    ``weights`` (n_boot, n), how often each disc is drawn; for patient-level
-    intervals pass ``weights=spinelib.bootstrap.patient_weights(study_ids, n_boot, seed)``.
-    Passing the same resamples for every task of a disc table gives resamples of
-    whole discs (or patients), so per-resample means over tasks yield intervals of the task mean.
-    """
-    if (indices is None) == (weights is None):
-        raise ValueError("pass exactly one of indices or weights")
-    y_true = np.asarray(y_true).astype(np.int64)
-    y_pred = np.asarray(y_pred).astype(np.int64)
-    k = num_grades
-    if weights is not None:
-        from spinelib.bootstrap import weighted_confusion
-
-        return ordinal_from_confusion(weighted_confusion(y_true, np.clip(y_pred, 0, k - 1), k, weights))
-    codes = np.where(y_true >= 0, k * y_true + np.clip(y_pred, 0, k - 1), k * k)[indices]
-    n_cells = k * k + 1
-    flat = codes + n_cells * np.arange(len(codes))[:, None]
-    counts = np.bincount(flat.ravel(), minlength=len(codes) * n_cells).reshape(len(codes), n_cells)
-    return ordinal_from_confusion(counts[:, :-1].reshape(len(codes), k, k))

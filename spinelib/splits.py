@@ -88,3 +88,21 @@ def shared_patients(discs: pd.DataFrame, split_column: str) -> pd.Index:
     """Studies (patients) whose discs fall in more than one split under ``split_column``: the leak."""
     n_splits = discs.dropna(subset=[split_column]).groupby("study_id")[split_column].nunique()
     return n_splits.index[n_splits > 1]
+
+
+def nested_label_subset(grades: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Positions of a grade-stratified ``fraction`` of the labelled rows (grade >= 0), for a label-fraction study.
+
+    Per grade g with n_g labelled rows, the first max(1, round(fraction · n_g)) rows of a permutation of that
+    grade's rows fixed by (``seed``, g). The subsets of one seed are therefore nested: the 10 % subset lies inside
+    the 25 % one, which lies inside 100 %. Unlabelled rows (grade -1) are never chosen. Returns sorted positions.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"label fraction must be in (0, 1], got {fraction}")
+    grades = np.asarray(grades)
+    chosen = []
+    for grade in np.unique(grades[grades >= 0]):
+        rows = np.flatnonzero(grades == grade)
+        order = np.random.default_rng([seed, int(grade), 8191]).permutation(rows)
+        chosen.append(order[: max(1, int(round(fraction * len(rows))))])
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)

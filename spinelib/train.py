@@ -13,9 +13,11 @@ atomically whenever the monitored value improves) and ``last.pt``. While
 training, ``last.pt`` holds the last epoch's weights, optimiser, scheduler and
 scaler state, RNG state and progress, but not the best weights (a resume reads
 them from ``best.pt``). When ``fit`` ends normally (all epochs or early stop),
-``last.pt`` is replaced by a slim ``finished`` marker: last weights, progress
-and RNG state, no optimiser/scheduler/scaler state; calling ``fit`` again on
-that folder returns the same result without training.
+``last.pt`` is replaced by a slim ``finished`` marker: progress, RNG state and
+config, no weights (the best ones are in ``best.pt``; the last epoch's are not
+kept) and no optimiser/scheduler/scaler state; calling ``fit`` again on that
+folder returns the same result without training, the model holding the best
+weights. A finished run thus costs one copy of its weights on disk.
 """
 
 from __future__ import annotations
@@ -280,9 +282,10 @@ def _write_best(out: Path, run: _Progress, config: TrainConfig) -> None:
     _atomic(out / "best.pt", lambda p: torch.save(best, p))
 
 
-def _last(weights: dict[str, torch.Tensor], run: _Progress, config: TrainConfig, **states: Any) -> dict[str, Any]:
-    """The ``last.pt`` dictionary: the last weights, progress, RNG state, config, and ``states``."""
-    return {"model": weights, "epoch": len(run.history), **run.saved(),
+def _last(weights: dict[str, torch.Tensor] | None, run: _Progress, config: TrainConfig,
+          **states: Any) -> dict[str, Any]:
+    """The ``last.pt`` dictionary: the last weights (None: a finished marker), progress, RNG state, config, ``states``."""
+    return {**({"model": weights} if weights is not None else {}), "epoch": len(run.history), **run.saved(),
             "rng": _rng_state(), "config": {"seed": config.seed, "monitor": config.monitor, "mode": config.mode},
             **states}
 
@@ -316,9 +319,7 @@ def _resume(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, sched
     path = out / "last.pt"
     last = torch.load(path, map_location="cpu", weights_only=True)
     finished = bool(last.get("finished", False))
-    if finished:  # weights only: the marker has no optimiser/scheduler/scaler state
-        _load_into(last, path, model)
-    else:
+    if not finished:  # a finished marker has no weights: the model gets the best ones below
         _load_into(last, path, model, optimizer, scheduler)
     saved = last["config"]
     if (saved["seed"], saved["monitor"], saved["mode"]) != (config.seed, config.monitor, config.mode):
@@ -330,6 +331,10 @@ def _resume(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, sched
     run = _Progress(**{name: last[name] for name in ("history", "best_epoch", "best_metric")})
     if run.best_epoch is not None:
         run.best_state = _best_weights(out, last, run, config, writes)
+    if finished:
+        if run.best_state is None:
+            raise ValueError(f"{path} marks a finished run without a best epoch; nothing to restore")
+        _load_into({"model": run.best_state}, out / "best.pt", model)
     return run, finished
 
 
@@ -344,8 +349,9 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
     and train loss are averaged over ranks so that all ranks stop and step
     alike; only rank 0 writes files. The model ends with the last epoch's
     weights; the best ones are in the result. On a finished folder (see the
-    module docstring) only the model is restored, and asking for more epochs
-    than it ran raises ``ValueError``: its optimiser state is gone.
+    module docstring) the model gets the best weights, nothing is trained, and
+    asking for more epochs than it ran raises ``ValueError``: its optimiser
+    state is gone.
     """
     seed_everything(config.seed)
     device, amp_dtype, hook = _place(model, config)
@@ -412,7 +418,7 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
             epochs_bar.update()
             epochs_bar.set_postfix({"train_loss": f"{train_loss:.4g}", config.monitor: f"{value:.4g}"})
         if writes and run.history and not finished:  # ended normally: the slim marker replaces last.pt
-            marker = _last(_cpu_state(model), run, config, finished=True)
+            marker = _last(None, run, config, finished=True)
             _atomic(out / "last.pt", lambda p: torch.save(marker, p))
     finally:
         epochs_bar.close()

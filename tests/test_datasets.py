@@ -55,3 +55,29 @@ def test_portable_path_is_relative_inside_the_repository(tmp_path):
     root = repo_root()
     assert portable_path(root / "data" / "phantom") == "data/phantom"
     assert portable_path(tmp_path) == str(tmp_path.resolve())
+
+
+def test_shifted_roi_dataset_moves_the_window_with_the_point(tmp_path):
+    from spinelib.datasets import ShiftedRoiDataset
+
+    wide = allocate(tmp_path, "roi", (2, 12, 12))
+    wide[:] = (np.arange(12, dtype=np.uint8)[None, None, :] + 12 * np.arange(12, dtype=np.uint8)[None, :, None])
+    wide.flush()
+    pd.DataFrame({"study_id": [1, 2], "condition": "spinal_canal_stenosis", "level": "l1_l2", "grade_index": [0, 2],
+                  "split": "test", "status": "ok"}).to_csv(tmp_path / "roi.csv", index=False)
+    store = open_store(tmp_path)
+    centred = ShiftedRoiDataset(store, "spinal_canal_stenosis", "test", lambda x: x, margin=3)
+    image, grade, _ = centred[1]
+    assert image.shape == (1, 6, 6) and grade.item() == 2
+    assert image[0, 0, 0].item() * 255 == pytest.approx(3 * 12 + 3)    # the centred window starts at (margin, margin)
+    moved = ShiftedRoiDataset(store, "spinal_canal_stenosis", "test", lambda x: x, margin=3,
+                              offsets=np.array([[2, -3], [0, 0]]))
+    assert moved[0][0][0, 0, 0].item() * 255 == pytest.approx(0 * 12 + 5)   # dx = +2 right, dy = -3 up
+    torch.manual_seed(0)
+    jittered = ShiftedRoiDataset(store, "spinal_canal_stenosis", "test", lambda x: x, margin=3, jitter=3)
+    corners = {round(jittered[0][0][0, 0, 0].item() * 255) for _ in range(40)}
+    assert len(corners) > 5 and all(divmod(c, 12)[0] <= 6 and divmod(c, 12)[1] <= 6 for c in corners)
+    with pytest.raises(ValueError, match="exceeds the crop margin"):
+        ShiftedRoiDataset(store, "spinal_canal_stenosis", "test", lambda x: x, margin=3, jitter=4)
+    with pytest.raises(ValueError, match="offsets"):
+        ShiftedRoiDataset(store, "spinal_canal_stenosis", "test", lambda x: x, margin=3, offsets=np.full((2, 2), 4))

@@ -86,7 +86,8 @@ def test_summary_with_ci_matches_bootstrap_ci():
 def test_ordinal_summary_agrees_with_scikit_learn():
     from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score, matthews_corrcoef, roc_auc_score
 
-    from spinelib.metrics import bootstrap_ordinal, ordinal_summary
+    from spinelib.bootstrap import bootstrap_ordinal_weighted
+    from spinelib.metrics import ordinal_summary
 
     rng = np.random.default_rng(3)
     y = rng.integers(0, 4, 300)
@@ -98,7 +99,7 @@ def test_ordinal_summary_agrees_with_scikit_learn():
     assert got["mcc"] == pytest.approx(matthews_corrcoef(y, pred))
     assert got["mae"] == pytest.approx(np.abs(y - pred).mean())
     assert got["roc_auc"] == pytest.approx(np.mean([roc_auc_score(y > c, score) for c in range(3)]))
-    boot = bootstrap_ordinal(y, pred, 4, np.arange(300)[None])
+    boot = bootstrap_ordinal_weighted(y, pred, 4, np.ones((1, 300)))   # the one "resample" that is the data
     assert boot["qwk"][0] == pytest.approx(got["qwk"]) and boot["balanced_accuracy"][0] == pytest.approx(
         got["balanced_accuracy"])
 
@@ -107,13 +108,14 @@ def test_qwk_with_little_expected_disagreement_agrees_with_scikit_learn():
     """Σ W∘E below 1 (one disc off the majority grade): QWK = 1 − 0.25 / 0.25 = 0, as scikit-learn says."""
     from sklearn.metrics import cohen_kappa_score
 
-    from spinelib.metrics import bootstrap_ordinal, ordinal_summary
+    from spinelib.bootstrap import bootstrap_ordinal_weighted
+    from spinelib.metrics import ordinal_summary
 
     y, pred = np.array([0] * 9 + [1]), np.zeros(10, dtype=int)
     expected = cohen_kappa_score(y, pred, labels=[0, 1, 2], weights="quadratic")
     assert expected == pytest.approx(0.0)
     assert ordinal_summary(y, pred, None, 3)["qwk"] == pytest.approx(expected)
-    assert bootstrap_ordinal(y, pred, 3, np.arange(10)[None])["qwk"][0] == pytest.approx(expected)
+    assert bootstrap_ordinal_weighted(y, pred, 3, np.ones((1, 10)))["qwk"][0] == pytest.approx(expected)
 
 
 def test_confusion_of_only_missing_grades_is_all_zero():
@@ -149,19 +151,19 @@ def test_groups_resample_patients_and_agree_between_summary_and_bootstrap_ci():
         summary_with_ci(y_true, y_pred, groups=patients[:-1])
 
 
-def test_bootstrap_ordinal_takes_weights_equal_to_its_indices():
-    from spinelib.bootstrap import patient_weights
-    from spinelib.metrics import bootstrap_ordinal
+def test_weighted_ordinal_bootstrap_equals_metrics_of_the_drawn_discs():
+    from spinelib.bootstrap import bootstrap_ordinal_weighted, patient_weights
+    from spinelib.metrics import ordinal_summary
 
     rng = np.random.default_rng(1)
-    y, pred = rng.integers(-1, 3, 30), rng.integers(0, 4, 30)  # a prediction of 3 is clipped to 2
-    weights = patient_weights(np.arange(30), 50, 9)
+    y, pred = rng.integers(-1, 3, 30), rng.integers(0, 3, 30)
+    weights = patient_weights(np.arange(30), 50, 9)                      # one disc per patient: the disc bootstrap
     indices = np.random.default_rng(9).integers(0, 30, size=(50, 30))
-    by_weights, by_indices = bootstrap_ordinal(y, pred, 3, weights=weights), bootstrap_ordinal(y, pred, 3, indices)
-    for name in ("balanced_accuracy", "qwk", "mae"):
-        assert by_weights[name] == pytest.approx(by_indices[name], nan_ok=True)
-    with pytest.raises(ValueError, match="exactly one"):
-        bootstrap_ordinal(y, pred, 3)
+    boot = bootstrap_ordinal_weighted(y, pred, 3, weights)
+    for b in (0, 17, 49):
+        drawn = ordinal_summary(y[indices[b]][y[indices[b]] >= 0], pred[indices[b]][y[indices[b]] >= 0], None, 3)
+        for name in ("balanced_accuracy", "qwk", "mae"):
+            assert boot[name][b] == pytest.approx(drawn[name], nan_ok=True)
 
 
 # --- Table 1 intervals per configuration (spinelib.stages.finetune) ----------------------------------------------
@@ -203,3 +205,33 @@ def test_finetune_paired_differences():
     assert (itself[["diff", "low", "high"]] == 0).all().all() and not itself["excludes_zero"].any()
     with pytest.raises(ValueError, match="one run"):
         paired_differences(pd.concat([predictions, predictions]), "scratch")
+
+
+def test_pooled_table_and_differences_by_pool_runs_pair_by_pair():
+    from spinelib.stages.finetune import differences_by, pooled_table
+
+    one = _two_configs()
+    # two seeds: seed 1's scratch is perfect, so the pooled difference is half of seed 0's
+    runs = pd.concat([one.assign(seed=0), one.assign(seed=1, predicted=np.where(one["config"] == "scratch",
+                                                                                 one["grade"], one["predicted"]))])
+    runs = pd.concat([runs.assign(fraction=0.1), runs.assign(fraction=1.0)], ignore_index=True)
+    table = pooled_table(runs, ["fraction", "config"], ["seed"], n_boot=200)
+    row = table.loc[(0.1, "scratch")]
+    assert row["runs"] == 2
+    per_seed = [classification_summary(p["grade"], p["predicted"])["balanced_accuracy"]
+                for _, p in runs[(runs["fraction"] == 0.1) & (runs["config"] == "scratch")].groupby("seed")]
+    assert row["balanced_accuracy_mean"] == pytest.approx(np.mean(per_seed))
+    assert row["balanced_accuracy_std"] == pytest.approx(np.std(per_seed, ddof=1))
+    assert row["balanced_accuracy_low"] <= row["balanced_accuracy_pooled"] <= row["balanced_accuracy_high"]
+    diffs = differences_by(runs, "fraction", "finetune", "scratch", ("seed",), n_boot=200)
+    assert list(diffs.index.get_level_values("fraction").unique()) == [0.1, 1.0]
+    assert diffs.loc[(0.1, "accuracy"), "diff"] == pytest.approx(4 / 36)   # (8/36 + 0) / 2
+    with pytest.raises(ValueError, match="one run"):
+        differences_by(runs, "fraction", "finetune", "scratch", (), n_boot=10)   # seeds not in the keys
+
+
+def test_fraction_repeats_keep_the_optimiser_steps():
+    from spinelib.stages.finetune import fraction_repeats
+
+    assert [fraction_repeats(f, True) for f in (0.1, 0.25, 1.0)] == [10, 4, 1]
+    assert fraction_repeats(0.1, False) == 1

@@ -40,6 +40,7 @@ from spinelib.constants import CONDITIONS
 from spinelib.crops import open_store
 from spinelib.crops.extract import extract_crops
 from spinelib.crops.plan import CropConfig
+from spinelib.datasets import ShiftedRoiDataset
 from spinelib.paths import data_root_or_tiny_phantom
 
 PAPER = Path(__file__).resolve().parents[1] / "params" / "paper"
@@ -222,6 +223,40 @@ def test_finetune_paper_profile(paper_store, tmp_path):
     assert len(on_predicted) == len(hp["configs"]) * len(predicted_test)
     by_config = ft.summary_by(on_predicted, "config")
     assert list(by_config.index) == list(hp["configs"])
+    errors = localise.level_errors(coordinates)
+    assert set(errors["wrong_level"]) <= {True, False} and len(localise.level_error_table(errors)) >= 1
+
+    # the label-fraction experiment: the paper profile's fractions, one seed; 100 % reuses the runs above
+    fractions = p["label_fractions"]
+    runs, fraction_predictions = ft.run_label_fractions(paper_store, encoders, models, hp, column,
+                                                        fractions["fractions"], fractions["seeds"][:1],
+                                                        fractions["equal_steps"], progress=False)
+    assert set(runs["fraction"]) == set(fractions["fractions"]) and set(runs["config"]) == set(hp["configs"])
+    assert (runs.loc[runs["fraction"] == 1.0, "repeats"] == 1).all()
+    assert (runs.loc[runs["fraction"] < 1, "repeats"] > 1).all() == fractions["equal_steps"]
+    small = runs["labelled_discs"][runs["fraction"] < 1]
+    assert (small < runs.loc[runs["fraction"] == 1.0, "labelled_discs"].max()).all()
+    table = ft.pooled_table(fraction_predictions, ["fraction", "config"], ["seed"], n_boot=p["n_boot"])
+    assert {"balanced_accuracy_pooled", "balanced_accuracy_low", "severe_to_normal_mean"} <= set(table.columns)
+    ft.differences_by(fraction_predictions, "fraction", "finetune", "scratch", ("seed",), n_boot=p["n_boot"])
+
+    # the shift curve: wide ROIs (paper margin), the shift-augmented row, every distance once
+    shift = p["shift"]
+    wide = localise.wide_rois(paper_store, hp["condition"], shift["margin"], models / "wide")
+    shifted = ft.shifted_datasets(wide, hp, column, shift["margin"], shift["jitter"])
+    plain = ft.datasets(paper_store, hp, column)["test"]
+    assert torch.equal(shifted["test"][0][0], plain[0][0])   # the centred window is the original ROI
+    _, augmented = ft.train_classifier("finetune", shifted, encoders / column / "encoder.pt", hp, seed,
+                                       models / column / "finetune_shift" / f"seed{seed}", progress=False)
+    classifiers = {("finetune", seed): ft.load_classifier(models / column / "finetune" / f"seed{seed}"),
+                   ("finetune_shift", seed): augmented}
+    test = shifted["test"]
+    curve = localise.shift_predictions(
+        classifiers, lambda offsets: ShiftedRoiDataset(wide, hp["condition"], "test", test.transform,
+                                                       shift["margin"], column, offsets=offsets),
+        len(test), shift["distances"], 1, device=hp["device"])
+    assert len(curve) == len(shift["distances"]) * len(classifiers) * len(test)
+    ft.differences_by(curve, "distance", "finetune_shift", "finetune", ("seed", "draw"), n_boot=p["n_boot"])
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -328,6 +363,14 @@ def test_mil_paper_profile(paper_store, paper_localisation, tmp_path):
     stages.side_by_side(predictions, ["condition", "level"], n_boot=p["n_boot"], seed=p["seed"])
     paired = stages.annotated_minus_predicted(predictions, ["condition"], n_boot=p["n_boot"], seed=p["seed"])
     assert {"diff", "low", "high"} <= set(paired.columns)
+    # the paper's ablations (first encoder, one fold: every ablation path with the paper's model settings)
+    ablated = stages.run_ablations(run, override(hp, folds=1, encoders=p["encoders"][:1]), p["ablations"],
+                                   models / "ablations", p["ablation_kinds"], progress=False)
+    assert set(ablated["predictions"]["model"]) == {"full", *p["ablations"]}
+    assert set(ablated["scores"].index) == {"full", *p["ablations"]}
+    differences = stages.ablation_differences(ablated["predictions"], n_boot=p["n_boot"], seed=p["seed"],
+                                              kinds=p["ablation_kinds"])
+    assert set(differences.index.get_level_values("model")) == set(p["ablations"])
 
 
 # --------------------------------------------------------------------------------------------------------------------

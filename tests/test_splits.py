@@ -51,3 +51,19 @@ def test_stratified_assign_keeps_each_stratum_proportional():
 def test_bad_fractions_are_rejected():
     with pytest.raises(ValueError, match="sum"):
         stratified_assign(pd.Series([0, 1]), (0.5, 0.5, 0.5), seed=0)
+
+
+def test_label_subsets_are_nested_stratified_and_skip_unlabelled():
+    from spinelib.splits import nested_label_subset
+
+    grades = np.array([0] * 80 + [1] * 15 + [2] * 5 + [-1] * 7)
+    small, medium, full = (set(nested_label_subset(grades, f, seed=3).tolist()) for f in (0.1, 0.25, 1.0))
+    assert small < medium < full                                      # nested
+    assert full == set(np.flatnonzero(grades >= 0).tolist())           # 100 %: every labelled row, no unlabelled
+    counts = np.bincount(grades[sorted(medium)], minlength=3)
+    assert counts.tolist() == [20, 4, 1]                               # round(0.25 · n_g), at least one per grade
+    assert np.bincount(grades[sorted(small)], minlength=3).tolist() == [8, 2, 1]
+    other = set(nested_label_subset(grades, 0.25, seed=4).tolist())
+    assert other != medium                                             # the seed draws the subset
+    with pytest.raises(ValueError, match="label fraction"):
+        nested_label_subset(grades, 0.0, seed=0)

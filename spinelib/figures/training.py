@@ -86,3 +86,50 @@ def localisation_errors(coordinates: pd.DataFrame, images: np.ndarray, n: int = 
     axes[-1].legend(fontsize=6, loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def _metric_lines(ax: plt.Axes, table: pd.DataFrame, x: str, metric: str) -> None:
+    """One line per configuration: the pooled metric with its patient-bootstrap interval as a band."""
+    frame = table.reset_index()
+    for config, part in frame.groupby("config", sort=False):
+        part = part.sort_values(x)
+        ax.plot(part[x], part[f"{metric}_pooled"], marker="o", label=config)
+        ax.fill_between(part[x], part[f"{metric}_low"], part[f"{metric}_high"], alpha=0.15)
+
+
+def label_fraction_curve(table: pd.DataFrame) -> plt.Figure:
+    """Balanced accuracy against the share of training labels, per configuration (table of ``pooled_table``)."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    _metric_lines(ax, table, "fraction", "balanced_accuracy")
+    fractions = sorted(table.index.get_level_values("fraction").unique())
+    ax.set(xscale="log", xlabel="share of training labels (log scale)", ylabel="test balanced accuracy",
+           title="Label fraction: seeds pooled, 95 % patient-bootstrap band")
+    ax.set_xticks(fractions, [f"{f:.0%}" for f in fractions])
+    ax.axhline(1 / 3, color="grey", lw=0.8, ls=":")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def shift_curve(table: pd.DataFrame, errors: pd.DataFrame | None = None) -> plt.Figure:
+    """Balanced accuracy against the ROI's shift (left) beside the localiser's errors by level outcome (right)."""
+    fig, axes = plt.subplots(1, 2 if errors is not None else 1, figsize=(10 if errors is not None else 5.2, 3.6),
+                             squeeze=False)
+    ax = axes[0, 0]
+    _metric_lines(ax, table, "distance", "balanced_accuracy")
+    ax.set(xlabel="ROI centre moved from the annotated point (px)", ylabel="test balanced accuracy",
+           title="Shift curve: seeds and directions pooled")
+    ax.axhline(1 / 3, color="grey", lw=0.8, ls=":")
+    ax.legend(fontsize=8)
+    if errors is not None:
+        ax = axes[0, 1]
+        top = max(float(errors["error_px"].max()), 1.0)
+        bins = np.linspace(0, top, 31)
+        for wrong, part in errors.groupby("wrong_level"):
+            ax.hist(part["error_px"], bins=bins, alpha=0.7, label=f"{'wrong' if wrong else 'right'} level ({len(part)})")
+        for distance in table.index.get_level_values("distance").unique():
+            ax.axvline(distance, color="grey", lw=0.6, ls=":")
+        ax.set(xlabel="localiser error (px)", ylabel="test discs", title="Localiser errors (dotted: shifts tested)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

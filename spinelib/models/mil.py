@@ -12,6 +12,12 @@ The auxiliary scores receive a cross-entropy loss against the bag position of
 the annotated slice (``aux_loss``). Because the branches share no parameter,
 that loss reaches the auxiliary attention, the LSTM and the encoder, never the
 primary attention or the classification head.
+
+Two ablations of the paper's design are switches of :class:`MILGrader`:
+``aggregator="attention"`` drops the Bi-LSTM (the primary and auxiliary
+attentions read the encoder features h_n directly, z = sum_n a_n h_n), and
+``shared_attention=True`` lets one attention serve both roles (s_n is the
+primary attention's logit, so the auxiliary loss also trains the pooling).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from torchvision import models as tv
 
 ENCODERS = ("resnet18", "resnet34", "efficientnet_b0", "efficientnet_v2_s", "efficientnet_v2_l", "convnext_small",
             "convnext_base")
+AGGREGATORS = ("bilstm", "attention")   # the paper's Bi-LSTM + attention, or attention alone (ablation)
 
 
 def slice_encoder(name: str, in_channels: int = 1) -> tuple[nn.Module, int]:
@@ -58,19 +65,23 @@ class BiLSTMAttentionMIL(nn.Module):
     Input (B, N, F); returns pooled z (B, 2·hidden), primary weights a (B, N), auxiliary scores s (B, N).
     """
 
-    def __init__(self, input_dim: int, hidden: int, num_layers: int = 2, dropout: float = 0.1):
+    def __init__(self, input_dim: int, hidden: int, num_layers: int = 2, dropout: float = 0.1,
+                 lstm: bool = True, shared_attention: bool = False):
         super().__init__()
-        self.lstm = nn.LSTM(input_dim, hidden, num_layers=num_layers, batch_first=True,
-                            dropout=dropout if num_layers > 1 else 0.0, bidirectional=True)
-        self.attention = nn.Sequential(nn.Tanh(), nn.Linear(2 * hidden, 1))      # primary: weighted sum
-        self.aux_attention = nn.Sequential(nn.Tanh(), nn.Linear(2 * hidden, 1))  # auxiliary: own loss
-        self.output_dim = 2 * hidden
+        # lstm=False: the attention-only ablation, u_n = h_n
+        self.lstm = (nn.LSTM(input_dim, hidden, num_layers=num_layers, batch_first=True,
+                             dropout=dropout if num_layers > 1 else 0.0, bidirectional=True) if lstm else None)
+        self.output_dim = 2 * hidden if lstm else input_dim
+        self.attention = nn.Sequential(nn.Tanh(), nn.Linear(self.output_dim, 1))      # primary: weighted sum
+        # auxiliary: own parameters (paper), or the primary attention itself (shared-attention ablation)
+        self.aux_attention = None if shared_attention else nn.Sequential(nn.Tanh(), nn.Linear(self.output_dim, 1))
 
     def forward(self, bags: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        context, _ = self.lstm(bags)                                   # u: (B, N, 2h)
-        weights = torch.softmax(self.attention(context).squeeze(-1), dim=-1)
-        aux_scores = self.aux_attention(context).squeeze(-1)
-        pooled = torch.bmm(weights.unsqueeze(1), context).squeeze(1)   # z = sum_n a_n u_n
+        context = self.lstm(bags)[0] if self.lstm is not None else bags     # u: (B, N, 2h), or h: (B, N, F)
+        logits = self.attention(context).squeeze(-1)                        # (B, N)
+        weights = torch.softmax(logits, dim=-1)
+        aux_scores = logits if self.aux_attention is None else self.aux_attention(context).squeeze(-1)
+        pooled = torch.bmm(weights.unsqueeze(1), context).squeeze(1)        # z = sum_n a_n u_n
         return pooled, weights, aux_scores
 
 
@@ -83,10 +94,13 @@ class MILGrader(nn.Module):
 
     def __init__(self, encoder: str = "resnet18", in_channels: int = 1, num_classes: int = 3,
                  lstm_hidden: int | None = None, lstm_layers: int = 2, lstm_dropout: float = 0.1,
-                 head_dropout: float = 0.0):
+                 head_dropout: float = 0.0, aggregator: str = "bilstm", shared_attention: bool = False):
         super().__init__()
+        if aggregator not in AGGREGATORS:
+            raise ValueError(f"unknown aggregator {aggregator!r}; choose one of {AGGREGATORS}")
         self.encoder, dim = slice_encoder(encoder, in_channels)
-        self.mil = BiLSTMAttentionMIL(dim, lstm_hidden or dim // 2, lstm_layers, lstm_dropout)
+        self.mil = BiLSTMAttentionMIL(dim, lstm_hidden or dim // 2, lstm_layers, lstm_dropout,
+                                      lstm=aggregator == "bilstm", shared_attention=shared_attention)
         self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(self.mil.output_dim, num_classes))
 
     def forward(self, bags: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -66,8 +66,13 @@ def labelled(sources: np.ndarray, index: pd.DataFrame, split: str | None = None)
     return sources[rows], index.iloc[rows].reset_index(drop=True)
 
 
+MODEL_KEYS = ("lstm_hidden", "lstm_layers", "lstm_dropout", "head_dropout", "aggregator", "shared_attention")
+
+
 def build_grader(hp: dict, encoder: str) -> MILGrader:
-    return MILGrader(encoder, 1, 3, hp["lstm_hidden"], hp["lstm_layers"], hp["lstm_dropout"], hp["head_dropout"])
+    """A MIL grader with the model settings of ``hp`` (:data:`MODEL_KEYS`)."""
+    return MILGrader(encoder, 1, 3, hp["lstm_hidden"], hp["lstm_layers"], hp["lstm_dropout"], hp["head_dropout"],
+                     aggregator=hp["aggregator"], shared_attention=hp["shared_attention"])
 
 
 def train_grader(train: tuple[np.ndarray, pd.DataFrame], held: tuple[np.ndarray, pd.DataFrame], cfg: BagConfig,
@@ -226,6 +231,8 @@ def train_graders(sources: dict[str, tuple[np.ndarray, pd.DataFrame]], cfg: BagC
                   shift_probabilities: list[float], out_dir: Path, progress: bool = True):
     """One model per kind, encoder and fold (fold f holds out a part of the training patients; one fold: the val split).
 
+    ``shift_probabilities`` None trains without the pre-crop jitter (the no-jitter ablation).
+
     Writes ``config.json`` (bag geometry, model settings, checkpoints) for :func:`load_graders`.
     """
     from spinelib.multistage.cohort import fold_of
@@ -252,10 +259,9 @@ def train_graders(sources: dict[str, tuple[np.ndarray, pd.DataFrame]], cfg: BagC
                 models.setdefault(kind, []).append(model.eval())
                 histories[f"{kind}/{encoder}/fold{fold}"] = result.history
                 checkpoints.setdefault(kind, []).append([encoder, str(folder.relative_to(out_dir) / "best.pt")])
-    model_keys = ("lstm_hidden", "lstm_layers", "lstm_dropout", "head_dropout")
     config = {"bags": {"bag_slices": cfg.bag_slices, "max_shift": cfg.max_shift, "margin": cfg.margin,
                        "scale": cfg.scale, "ranges": cfg.ranges},
-              "model": {k: hp[k] for k in model_keys}, "checkpoints": checkpoints,
+              "model": {k: hp[k] for k in MODEL_KEYS}, "checkpoints": checkpoints,
               "shift_probabilities": shift_probabilities}
     (out_dir / "config.json").write_text(json.dumps(config, indent=2))
     return models, histories
@@ -270,10 +276,12 @@ def load_graders(folder: Path) -> tuple[dict[str, list[MILGrader]], BagConfig, p
     config = json.loads(path.read_text())
     cfg = BagConfig(**{**config["bags"], "ranges": {k: tuple(v) for k, v in config["bags"]["ranges"].items()}})
     models = {}
+    # models written before the ablation switches existed are the paper's design
+    settings = {"aggregator": "bilstm", "shared_attention": False, **config["model"]}
     for kind, checkpoints in config["checkpoints"].items():
         models[kind] = []
         for encoder, ckpt in checkpoints:
-            model = build_grader(config["model"], encoder)
+            model = build_grader(settings, encoder)
             load_checkpoint(folder / ckpt, model)
             models[kind].append(model.eval())
     return models, cfg, pd.read_csv(folder / "prior.csv")

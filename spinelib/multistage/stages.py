@@ -79,8 +79,20 @@ def run_mil(data_root: Path, splits: pd.DataFrame, localisation_dir: Path, out_d
     stage1 = pd.read_csv(Path(localisation_dir) / "stage1_predictions.csv")
     on_predicted = build_sources(images, predicted_points(stage1[stage1["split"] == "test"], labels), cfg,
                                  hp["workers"], progress)
+    test_sources = {"annotated": sources, "predicted": on_predicted}
+    predictions = grade_test(models, test_sources, cfg)
+    test_labels = labels[labels["split"] == "test"]
+    scores = {name: submission_score(group, test_labels, prior) for name, group in predictions.groupby("coordinates")}
+    scores["prior_only"] = submission_score(predictions.iloc[:0], test_labels, prior)  # the baseline to beat
+    return {"predictions": predictions, "histories": histories, "scores": pd.DataFrame(scores), "prior": prior,
+            "shift": shift, "sources": sources, "test_sources": test_sources, "test_labels": test_labels,
+            "models": models, "config": cfg}
+
+
+def grade_test(models: dict, test_sources: dict[str, dict], cfg: BagConfig) -> pd.DataFrame:
+    """Test-split predictions of ``models`` (by kind) on each named set of sources (annotated, predicted points)."""
     frames = []
-    for name, source in (("annotated", sources), ("predicted", on_predicted)):
+    for name, source in test_sources.items():
         for kind in KINDS:
             if kind not in source or kind not in models:
                 continue
@@ -88,12 +100,71 @@ def run_mil(data_root: Path, splits: pd.DataFrame, localisation_dir: Path, out_d
             keep = ((index["status"] == "ok") & (index["split"] == "test")).to_numpy()
             rows = predict_rows(models[kind], regions[keep], index[keep].reset_index(drop=True), cfg)
             frames.append(rows.assign(coordinates=name))
+    return pd.concat(frames, ignore_index=True)
+
+
+# The multi-stage paper's ablations: what each changes in the full model's settings (notebook 09).
+ABLATIONS: dict[str, dict] = {
+    "no_jitter": {},                            # no pre-crop jitter in training (no Stage 1 errors simulated)
+    "no_aux_loss": {"aux_weight": 0.0},         # no auxiliary attention loss
+    "attention_only": {"aggregator": "attention"},   # attention MIL without the Bi-LSTM
+    "shared_attention": {"shared_attention": True},  # one attention for pooling and the auxiliary loss
+}
+
+
+def run_ablations(run: dict, hp: dict, names: list[str], out_dir: Path, kinds: list[str] | None = None,
+                  progress: bool = True) -> dict:
+    """Stage 2 retrained once per ablation (one change each), graded on the same test sources as the full model.
+
+    ``run`` is :func:`run_mil`'s result; ``kinds`` limits the retrained bag kinds (default: all), the other kinds
+    keeping the full model's predictions, so that every ablation is still scored on all 25 rows of a study.
+    Returns ``predictions`` (the full model's and every ablation's, column ``model``) and ``scores`` (competition
+    metric per model and coordinates). An ablation keeps its curves and ``config.json``, not its weights (the
+    predictions are all the tables need).
+    """
+    unknown = set(names) - set(ABLATIONS)
+    if unknown:
+        raise ValueError(f"unknown ablations {sorted(unknown)}; choose from {list(ABLATIONS)}")
+    kinds = list(KINDS) if kinds is None else list(kinds)
+    if set(kinds) - set(KINDS):
+        raise ValueError(f"unknown bag kinds {sorted(set(kinds) - set(KINDS))}; choose from {list(KINDS)}")
+    full = run["predictions"]
+    kept = full[~full["condition"].map(BAG_KIND).isin(kinds)]     # kinds not ablated: the full model's rows
+    frames = [full.assign(model="full")]
+    for name in names:
+        shift = None if name == "no_jitter" else run["shift"]
+        sources = {kind: source for kind, source in run["sources"].items() if kind in kinds}
+        models, _ = train_graders(sources, run["config"], {**hp, **ABLATIONS[name]}, shift, Path(out_dir) / name,
+                                  progress)
+        frames.append(pd.concat([grade_test(models, run["test_sources"], run["config"]), kept],
+                                ignore_index=True).assign(model=name))
+        for checkpoint in (Path(out_dir) / name).rglob("best.pt"):   # graded: nothing reloads an ablation
+            checkpoint.unlink()
     predictions = pd.concat(frames, ignore_index=True)
-    test_labels = labels[labels["split"] == "test"]
-    scores = {name: submission_score(group, test_labels, prior) for name, group in predictions.groupby("coordinates")}
-    scores["prior_only"] = submission_score(predictions.iloc[:0], test_labels, prior)  # the baseline to beat
-    return {"predictions": predictions, "histories": histories, "scores": pd.DataFrame(scores), "prior": prior,
-            "shift": shift, "sources": sources, "models": models, "config": cfg}
+    scores = {(model, coordinates): submission_score(group, run["test_labels"], run["prior"])["score"]
+              for (model, coordinates), group in predictions.groupby(["model", "coordinates"], sort=False)}
+    table = pd.Series(scores).unstack()
+    return {"predictions": predictions, "scores": table.rename_axis(index="model", columns="coordinates")}
+
+
+def ablation_differences(predictions: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
+                         metrics: tuple[str, ...] = ("balanced_accuracy", "roc_auc"),
+                         kinds: list[str] | None = None) -> pd.DataFrame:
+    """Each ablation minus the full model, per coordinates and condition, with paired patient intervals.
+
+    Index (model, coordinates, condition, metric); columns diff, low, high, excludes_zero, n. A negative diff on
+    BA or AUC means the ablated component helped. ``kinds`` keeps the conditions of the retrained bag kinds.
+    """
+    if kinds is not None:
+        predictions = predictions[predictions["condition"].map(BAG_KIND).isin(kinds)]
+    parts = {}
+    for model in predictions["model"].unique():
+        if model == "full":
+            continue
+        for coordinates, group in predictions[predictions["model"].isin(["full", model])].groupby("coordinates"):
+            table = paired_metrics_by(group, ["condition"], "model", model, "full", n_boot, seed)
+            parts[(model, coordinates)] = table[table.index.get_level_values(-1).isin(metrics)]
+    return pd.concat(parts, names=["model", "coordinates"]).round({"diff": 3, "low": 3, "high": 3})
 
 
 def side_by_side(predictions: pd.DataFrame, by: list[str], n_boot: int = 0, seed: int = 0,

@@ -19,7 +19,7 @@ from spinelib.phantom import series as S
 from spinelib.phantom import severity as V
 from spinelib.phantom.writer import make_uid, write_csv, write_dicom
 
-VERSION = "2"
+VERSION = "3"
 MISSING = dict(study_labels=0.09, coordinate=0.004, no_t1=0.01, no_t2=0.006, no_axial=0.004, two_axial=0.15)
 SCALE, OFFSET = (700.0, 2100.0), (0.0, 50.0)
 TIMING = {"T1": (550.0, 12.0), "T2": (3500.0, 100.0), "STIR": (4000.0, 60.0)}
@@ -75,17 +75,37 @@ def _render_series(rng, an, pose, plans: list[S.SeriesPlan], centre: dict, ci: i
     return out
 
 
-def generate_study(seed: int, index: int, study_id: int, labelled: bool, root: str) -> dict:
-    """Generate, render and write one study; returns its CSV rows."""
+def draw_study(seed: int, index: int) -> tuple[np.random.Generator, dict]:
+    """The first, image-free part of study ``index``: its centre, latents and what its rater perceives.
+
+    Returns the study's random generator (positioned after these draws, so :func:`generate_study` goes on
+    with the same stream) and a dict with ``centre`` (index), ``severity`` (5 conditions, 5 levels),
+    ``degeneration`` and ``height_loss`` (5,), ``rater`` (5, 5: latent + centre shift + noise) and the extra
+    tasks' rater noise ``pf_noise``, ``dn_noise`` (5,). Cheap: the cohort draws it for every study first to
+    calibrate the grade thresholds (:func:`spinelib.phantom.severity.cohort_thresholds`).
+    """
     rng = np.random.default_rng([seed, index])
     ci = int(rng.choice(len(S.CENTRES), p=[c["weight"] for c in S.CENTRES]))
-    centre = S.CENTRES[ci]
     lat = V.draw_latents(rng, 1)
     sev = lat["severity"][0]
-    rater = V.rater_scores(rng, sev, ci)          # what this centre's rater perceives (latent + shift + noise)
-    grade = V.grades_from_scores(rater)
+    rater = V.rater_scores(rng, sev, ci)
     pf_noise, dn_noise = V.extra_rater_noise(rng, 5, ci)
-    an = A.make_anatomy(rng, sev, lat["degeneration"][0], lat["height_loss"][0])
+    return rng, dict(centre=ci, severity=sev, degeneration=lat["degeneration"][0],
+                     height_loss=lat["height_loss"][0], rater=rater, pf_noise=pf_noise, dn_noise=dn_noise)
+
+
+def generate_study(seed: int, index: int, study_id: int, labelled: bool, root: str,
+                   thresholds: np.ndarray | None = None) -> dict:
+    """Generate, render and write one study; returns its CSV rows.
+
+    ``thresholds`` (5, 5, 2) are the cohort's grade thresholds on the rater score (default: the population's).
+    """
+    rng, d = draw_study(seed, index)
+    ci, sev, rater = d["centre"], d["severity"], d["rater"]
+    centre = S.CENTRES[ci]
+    grade = V.grades_from_scores(rater, thresholds)
+    pf_noise, dn_noise = d["pf_noise"], d["dn_noise"]
+    an = A.make_anatomy(rng, sev, d["degeneration"], d["height_loss"])
     pose = S.draw_pose(rng)
     t2 = S.plan_sagittal(rng, an, centre, pose, SAGITTAL_T2, "STIR" if centre["stir"] else "T2")
     t1 = S.plan_sagittal(rng, an, centre, pose, SAGITTAL_T1, "T1", like=t2 if centre["shared_sag"] else None)
@@ -151,7 +171,7 @@ def generate_study(seed: int, index: int, study_id: int, labelled: bool, root: s
     truth = [(study_id, c, lv, float(sev[a, b]), float(rater[a, b]),
               (GRADES[grade[a, b]] if labelled and not miss[a, b] else ""), origin, centre["name"])
              for a, c in enumerate(CONDITIONS) for b, lv in enumerate(LEVELS)]
-    degeneration, height_loss = lat["degeneration"][0], lat["height_loss"][0]
+    degeneration, height_loss = d["degeneration"], d["height_loss"]
     pf_score = V.pfirrmann_score(degeneration, height_loss)   # the truth behind the Pfirrmann grade
     pf = V.pfirrmann(degeneration, height_loss, pf_noise)
     dn = V.disc_narrowing(height_loss, dn_noise)
@@ -166,13 +186,14 @@ def _job(args: tuple) -> dict:
     return generate_study(*args)
 
 
-def params_record(seed: int, studies: int, test_studies: int) -> dict:
-    """Everything that defines the cohort (written to phantom_params.json)."""
+def params_record(seed: int, studies: int, test_studies: int, thresholds: np.ndarray) -> dict:
+    """Everything that defines the cohort (written to phantom_params.json); ``thresholds`` = the cohort's."""
     return dict(version=VERSION, seed=seed, studies=studies, test_studies=test_studies,
                 centres=[{k: v for k, v in c.items()} | {"contrast_jitter": centre_jitter(i).round(6).tolist()}
                          for i, c in enumerate(S.CENTRES)],
                 conditions=list(CONDITIONS), levels=list(LEVELS),
-                thresholds=V.calibrated_thresholds().round(6).tolist(), band_edges=V.band_edges().round(6).tolist(),
+                thresholds=np.round(thresholds, 6).tolist(),
+                population_thresholds=V.calibrated_thresholds().round(6).tolist(), band_edges=V.band_edges().round(6).tolist(),
                 nominal_thresholds=list(V.NOMINAL_T), rater_sd=V.RATER_SD, centre_shift=list(V.CENTRE_SHIFT),
                 extra_rater_sd=V.EXTRA_RATER_SD, pfirrmann_cuts=list(V.PFIRRMANN_CUTS),
                 narrowing_cuts=list(V.NARROWING_CUTS),
@@ -187,7 +208,11 @@ def generate_phantom(out_dir: Path | str, studies: int = 300, seed: int = 0, *, 
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     ids = study_ids(seed, studies + test_studies)
-    jobs = [(seed, i, ids[i], i < studies, str(root)) for i in range(studies + test_studies)]
+    # Raters calibrated to this cohort: grade thresholds from the labelled studies' rater scores, so the
+    # realised grade mix matches the target per (condition, level) (severity.cohort_thresholds).
+    thresholds = V.cohort_thresholds(np.stack([draw_study(seed, i)[1]["rater"] for i in range(studies)])
+                                     if studies else np.empty((0, 5, 5)))
+    jobs = [(seed, i, ids[i], i < studies, str(root), thresholds) for i in range(studies + test_studies)]
     if workers > 1:
         ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
         pool = ctx.Pool(workers)
@@ -220,7 +245,7 @@ def generate_phantom(out_dir: Path | str, studies: int = 300, seed: int = 0, *, 
                                     "height_loss", "pfirrmann_score", "pfirrmann_rater_score",
                                     "disc_narrowing_rater_score", "origin"]).sort_values(["study_id"], kind="stable"),
               root / "phantom_extra_tasks.csv")
-    (root / "phantom_params.json").write_text(json.dumps(params_record(seed, studies, test_studies),
+    (root / "phantom_params.json").write_text(json.dumps(params_record(seed, studies, test_studies, thresholds),
                                                          indent=1, sort_keys=True) + "\n")
     secs = time.perf_counter() - t0
     n_series = sum(len(r["series"]) for r in results)

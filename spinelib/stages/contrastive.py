@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -69,8 +70,18 @@ def pretrain(p: dict, crops_dir: str | Path, out_dir: str | Path, split_column: 
              progress: bool = True) -> FitResult:
     """Pretrain one encoder on the training discs of ``split_column``; saves ``encoder.pt`` and the curves.
 
-    ``p`` holds the hyper-parameters (the ``pretrain`` section of params/contrastive.yaml).
+    ``p`` holds the hyper-parameters (the ``pretrain`` section of params/contrastive.yaml). A finished run keeps
+    ``encoder.pt``, ``history.csv`` and the slim ``last.pt`` marker, not the projection head: nothing later uses
+    it, and calling this again reads the finished run back (the result's ``best_state`` holds the encoder only).
+    An interrupted run resumes from its checkpoints.
     """
+    out = encoder_path(out_dir, split_column).parent
+    if (out / "encoder.pt").exists() and not (out / "best.pt").exists():
+        history = pd.read_csv(out / "history.csv")
+        best = int(history["val_loss"].fillna(np.inf).to_numpy().argmin())   # fit keeps the first minimum
+        encoder = torch.load(out / "encoder.pt", map_location="cpu", weights_only=True)
+        return FitResult(history, best + 1, float(history["val_loss"].iloc[best]),
+                         {f"encoder.{k}": v for k, v in encoder.items()}, out)
     store = open_store(resolve(crops_dir))
     augment = contrastive_transform(p["input_size"], scale=tuple(p["crop_scale"]), rotation=p["rotation"],
                                     brightness=p["brightness"], contrast=p["contrast"])
@@ -80,7 +91,6 @@ def pretrain(p: dict, crops_dir: str | Path, out_dir: str | Path, split_column: 
     model = ContrastiveModel(resnet18_encoder(1), ProjectionHead(512, p["hidden_dim"], p["projection_dim"]))
     optimizer = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=p["epochs"], eta_min=p["lr_min"])
-    out = encoder_path(out_dir, split_column).parent
     config = TrainConfig(epochs=p["epochs"], seed=p["seed"], device=p["device"], amp=p["amp"],
                          channels_last=p["channels_last"], grad_clip=p["grad_clip"], monitor="val_loss", mode="min",
                          checkpoint_dir=out, progress=progress)
@@ -92,6 +102,7 @@ def pretrain(p: dict, crops_dir: str | Path, out_dir: str | Path, split_column: 
         encoder_state = {k.removeprefix("encoder."): v for k, v in result.best_state.items()
                          if k.startswith("encoder.")}
         torch.save(encoder_state, out / "encoder.pt")
+        (out / "best.pt").unlink()   # encoder + projection head: the encoder alone is what later stages load
     return result
 
 
@@ -106,6 +117,23 @@ def embed(encoder_file: str | Path, crops_dir: str | Path, condition: str, split
     encoder.to(dev).eval()
     chunks = [encoder(x.to(dev)).cpu() for x, _, _ in make_loader(data, 256, shuffle=False)]
     return (torch.cat(chunks).numpy() if chunks else np.zeros((0, 512), np.float32)), data.index
+
+
+def flattening_epoch(losses: Sequence[float], tolerance: float = 0.05) -> int | None:
+    """The epoch (1-based) from which the loss curve is flat, or None when it is still falling at the end.
+
+    Epoch e counts as flat when no later epoch improves on it by more than ``tolerance`` times the whole drop
+    of the curve: L_e − min_{t >= e} L_t <= tolerance · (L_1 − min_t L_t). The first such epoch is returned,
+    unless it is the last one (a single final epoch is no plateau). NaN losses count as no improvement.
+    """
+    values = np.asarray(losses, dtype=float)
+    if len(values) < 2 or not np.isfinite(values).any():
+        return None
+    filled = np.where(np.isfinite(values), values, np.inf)
+    best_after = np.minimum.accumulate(filled[::-1])[::-1]         # min over t >= e
+    drop = filled[0] - best_after[0]
+    flat = np.flatnonzero(filled - best_after <= tolerance * max(drop, 0.0))
+    return int(flat[0]) + 1 if len(flat) and flat[0] < len(values) - 1 else None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,15 +25,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch.utils.data import Subset
 
 from spinelib.augment import eval_transform
 from spinelib.crops.store import CropStore
-from spinelib.datasets import RoiDataset
+from spinelib.datasets import RoiDataset, ShiftedRoiDataset
 from spinelib.losses.focal import focal_loss
 from spinelib.bootstrap import paired_difference, patient_weights, weighted_confusion
 from spinelib.metrics import classification_summary, summary_from_confusion, summary_with_ci
 from spinelib.models.encoders import load_encoder_weights, resnet18_encoder
 from spinelib.models.heads import DiscClassifier, finetune_param_groups, freeze_encoder_layers
+from spinelib.splits import nested_label_subset
 from spinelib.train import FitResult, TrainConfig, fit, load_checkpoint, make_loader, resolve_device
 
 CONFIGS: tuple[str, ...] = ("scratch", "linear_probe", "finetune")
@@ -126,16 +128,53 @@ def predict_split(model: DiscClassifier, dataset: RoiDataset, device: str = "aut
     return out
 
 
+@dataclass
+class RunOutcome:
+    """What the tables need from one trained run: its test predictions, curves and checkpoint choice."""
+
+    test: pd.DataFrame            # one row per test disc (predict_split's columns)
+    history: pd.DataFrame
+    best_epoch: int
+    best_metric: float            # validation balanced accuracy of the kept checkpoint
+    model: DiscClassifier | None  # None when the run was read back without weights
+
+
+def run_and_predict(config: str, data: dict[str, RoiDataset], encoder_file: Path | None, hp: dict, seed: int,
+                    checkpoint_dir: Path, keep_weights: bool = True, progress: bool = True) -> RunOutcome:
+    """Train (or resume) one run and predict its test split once; the predictions are kept beside the curves.
+
+    With ``keep_weights`` False the checkpoints are deleted once ``test_predictions.csv`` is written (runs that
+    nothing reloads: label fractions, the disc-level split), and a later call reads the predictions back
+    instead of training again. An interrupted run still resumes from its checkpoints.
+    """
+    saved = Path(checkpoint_dir) / "test_predictions.csv"
+    if saved.exists() and not (Path(checkpoint_dir) / "best.pt").exists():
+        history = pd.read_csv(Path(checkpoint_dir) / "history.csv")
+        best = int(history["balanced_accuracy"].fillna(-np.inf).to_numpy().argmax())  # fit: the first maximum
+        return RunOutcome(pd.read_csv(saved), history, best + 1, float(history["balanced_accuracy"].iloc[best]),
+                          None)
+    result, model = train_classifier(config, data, encoder_file, hp, seed, checkpoint_dir, progress)
+    test = predict_split(model, data["test"], hp["device"])
+    test.to_csv(saved, index=False)
+    if not keep_weights:
+        for name in ("best.pt", "last.pt"):
+            (Path(checkpoint_dir) / name).unlink(missing_ok=True)
+    return RunOutcome(test, result.history, result.best_epoch, result.best_metric, model if keep_weights else None)
+
+
 TABLE_COLUMNS = ("recall_normal_mild", "recall_moderate", "recall_severe", "accuracy", "balanced_accuracy",
                  "severe_to_normal")
 
 
 def run_experiments(store: CropStore, encoder_dir: Path, out_dir: Path, hp: dict, split_columns: dict[str, list[int]],
-                    progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame]]:
+                    progress: bool = True, keep_weights: str = "split_patient"
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame]]:
     """Every configuration x split column x seed: test metrics, test predictions and training curves.
 
     ``split_columns`` maps a split column to its seeds. Returns (metrics: one row per run, predictions: one
-    row per test disc and run, histories keyed "split/config/seed").
+    row per test disc and run, histories keyed "split/config/seed"). Only the runs of the ``keep_weights``
+    split column keep their checkpoints (the shift curve, the label fractions and the predicted-coordinate
+    table reload them); the others keep their curves and test predictions (:func:`run_and_predict`).
     """
     metrics, predictions, histories = [], [], {}
     for split_column, seeds in split_columns.items():
@@ -144,16 +183,119 @@ def run_experiments(store: CropStore, encoder_dir: Path, out_dir: Path, hp: dict
         for config in hp["configs"]:
             for seed in seeds:
                 run = f"{split_column}/{config}/seed{seed}"
-                result, model = train_classifier(config, data, encoder_file, hp, seed, out_dir / run, progress)
-                test = predict_split(model, data["test"], hp["device"]).assign(
-                    split_column=split_column, config=config, seed=seed)
+                outcome = run_and_predict(config, data, encoder_file, hp, seed, out_dir / run,
+                                          keep_weights=split_column == keep_weights, progress=progress)
+                test = outcome.test.assign(split_column=split_column, config=config, seed=seed)
                 summary = classification_summary(test["grade"], test["predicted"])
                 metrics.append({"split_column": split_column, "config": config, "seed": seed,
-                                "best_epoch": result.best_epoch, "val_balanced_accuracy": result.best_metric,
+                                "best_epoch": outcome.best_epoch, "val_balanced_accuracy": outcome.best_metric,
                                 **summary})
                 predictions.append(test)
-                histories[run] = result.history
+                histories[run] = outcome.history
     return pd.DataFrame(metrics), pd.concat(predictions, ignore_index=True), histories
+
+
+def fraction_repeats(fraction: float, equal_steps: bool) -> int:
+    """How often an epoch passes over a ``fraction`` label subset: round(1 / fraction), or 1.
+
+    With ``equal_steps`` an epoch on 10 % of the labels shows each of them 10 times, so it takes about as many
+    optimiser steps as an epoch on all of them: every fraction gets the 100 % run's steps, learning-rate schedule
+    and validations (the comparison is about labels, not about training time).
+    """
+    return max(1, int(round(1.0 / fraction))) if equal_steps else 1
+
+
+def run_label_fractions(store: CropStore, encoder_dir: Path, out_dir: Path, hp: dict, split_column: str,
+                        fractions: list[float], seeds: list[int], equal_steps: bool = True,
+                        progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every configuration trained on nested, grade-stratified subsets of the training labels.
+
+    For each seed the subset of fraction f is :func:`spinelib.splits.nested_label_subset` (the 10 % subset lies
+    inside the 25 % one); every configuration of that seed trains on the same subset, starts from the same
+    pretrained encoder, is checkpointed on the full validation split and predicts the full test split.
+    Fraction 1.0 is the full training split in :func:`run_experiments`' folder ``out_dir/<split column>/<config>/
+    seed<k>``, so after that function it is read back, not trained again. Returns (metrics: one row per run, predictions: one row per test
+    disc and run), both with a ``fraction`` column.
+    """
+    data = datasets(store, hp, split_column)
+    encoder_file = encoder_dir / split_column / "encoder.pt"
+    grades = data["train"].grades.numpy()
+    metrics, predictions = [], []
+    for fraction in fractions:
+        repeats = fraction_repeats(fraction, equal_steps)
+        for seed in seeds:
+            rows = nested_label_subset(grades, fraction, seed)
+            full = fraction >= 1.0   # Table 1's run (same data, seed and folder): resuming it trains nothing
+            subset = data if full else {**data, "train": Subset(data["train"], np.tile(rows, repeats).tolist())}
+            for config in hp["configs"]:
+                name = config if full else f"fraction{round(100 * fraction)}/{config}"
+                run = out_dir / split_column / name / f"seed{seed}"
+                # 100 %: Table 1's run, whose weights the shift curve reloads; fractions keep predictions only
+                outcome = run_and_predict(config, subset, encoder_file, hp, seed, run, keep_weights=full,
+                                          progress=progress)
+                test = outcome.test.assign(fraction=fraction, config=config, seed=seed)
+                metrics.append({"fraction": fraction, "config": config, "seed": seed, "labelled_discs": len(rows),
+                                "repeats": 1 if full else repeats, "best_epoch": outcome.best_epoch,
+                                **classification_summary(test["grade"], test["predicted"])})
+                predictions.append(test)
+    return pd.DataFrame(metrics), pd.concat(predictions, ignore_index=True)
+
+
+def pooled_table(predictions: pd.DataFrame, by: list[str], runs: list[str], n_boot: int = 1000, seed: int = 0,
+                 columns: tuple[str, ...] = ("balanced_accuracy", "severe_to_normal")) -> pd.DataFrame:
+    """Per group of ``by``: mean ± std over its runs (``runs`` columns, e.g. seed) and a pooled patient interval.
+
+    ``<metric>_mean``/``_std`` summarise the runs' test metrics; ``<metric>_pooled`` is the metric of all the
+    group's predictions together, with a percentile interval (``_low``, ``_high``) that resamples patients over
+    the discs of every run at once (a patient's discs of all runs move as one cluster), so it reflects both the
+    test-set sampling and the spread between runs.
+    """
+    rows = []
+    for key, part in predictions.groupby(by, sort=False):
+        per_run = pd.DataFrame([classification_summary(run["grade"], run["predicted"])
+                                for _, run in part.groupby(runs, sort=False)])
+        ci = summary_with_ci(part["grade"], part["predicted"], n_boot, seed, groups=part["study_id"].to_numpy())
+        row = dict(zip(by, key if isinstance(key, tuple) else (key,))) | {"runs": len(per_run)}
+        for column in columns:
+            row[f"{column}_mean"], row[f"{column}_std"] = per_run[column].mean(), per_run[column].std(ddof=1)
+            row[f"{column}_pooled"] = ci.loc[column, "value"]
+            row[f"{column}_low"], row[f"{column}_high"] = ci.loc[column, "ci_low"], ci.loc[column, "ci_high"]
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(by)
+
+
+def differences_by(predictions: pd.DataFrame, by: str, config: str, reference: str, runs: tuple[str, ...] = ("seed",),
+                   n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """``config`` − ``reference`` per value of ``by`` (e.g. label fraction, shift distance), runs pooled pair by pair.
+
+    Pairs are (patient, disc, *runs*): the same disc predicted by both configurations in the same seed (and
+    draw); see :func:`paired_differences`. Index (``by``, metric); columns diff, low, high, excludes_zero.
+    """
+    parts = {value: paired_differences(part[part["config"].isin([config, reference])], reference, n_boot, seed,
+                                       keys=("study_id", "level", *runs)).loc[config]
+             for value, part in predictions.groupby(by, sort=True)}
+    return pd.concat(parts, names=[by])
+
+
+def shifted_datasets(store: CropStore, hp: dict, split_column: str, margin: int,
+                     jitter: int) -> dict[str, ShiftedRoiDataset]:
+    """Train ROIs with shift augmentation (uniform ±``jitter`` px), val/test ROIs centred, from wide crops."""
+    transform = eval_transform(hp["input_size"])
+    return {split: ShiftedRoiDataset(store, hp["condition"], split, transform, margin, split_column,
+                                     jitter=jitter if split == "train" else 0)
+            for split in ("train", "val", "test")}
+
+
+def drop_checkpoints(folder: Path) -> int:
+    """Delete every ``best.pt`` and ``last.pt`` under ``folder`` (curves and predictions stay); returns the count.
+
+    For runs whose weights nothing reloads once the notebook has used them (the shift-augmented runs, the
+    localiser): running their cell again trains them again from scratch, with the same result (same seed).
+    """
+    paths = [p for name in ("best.pt", "last.pt") for p in Path(folder).rglob(name)]
+    for path in paths:
+        path.unlink()
+    return len(paths)
 
 
 def mean_std_table(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -216,22 +358,25 @@ def intervals_by(predictions: pd.DataFrame, by: str | list[str] = "config", n_bo
 
 
 def paired_differences(predictions: pd.DataFrame, reference: str, n_boot: int = 1000, seed: int = 0,
-                       level: float = 0.95) -> pd.DataFrame:
+                       level: float = 0.95, keys: tuple[str, ...] = ("study_id", "level")) -> pd.DataFrame:
     """Each configuration minus ``reference`` on every Table 1 column, with a paired patient-bootstrap interval.
 
-    Both configurations are scored on their common labelled test discs (``study_id``, ``level``) and on the
-    same resamples of patients, so the interval is that of the difference
+    Both configurations are scored on their common labelled test rows (``keys``: a disc, or a disc of one seed
+    and one shift draw when ``keys`` adds those columns, so that several runs are pooled pair by pair) and on
+    the same resamples of patients, so the interval is that of the difference
     (:func:`spinelib.bootstrap.paired_difference`). Index (config, metric); columns diff, low, high,
-    excludes_zero. Pass one run per configuration.
+    excludes_zero.
     """
-    keys = ["study_id", "level"]
+    keys = list(keys)
+    if keys[0] != "study_id":
+        raise ValueError(f"the first key must be the patient (study_id), got {keys}")
     runs = {config: part.set_index(keys)[["grade", "predicted"]]
             for config, part in predictions.groupby("config", sort=False)}
     if reference not in runs:
         raise ValueError(f"reference configuration {reference!r} not among {list(runs)}")
     for config, run in runs.items():
         if run.index.duplicated().any():
-            raise ValueError(f"{config}: several predictions per disc; pass one run (split column, seed) per config")
+            raise ValueError(f"{config}: several predictions per {keys}; pass one run per config or add keys")
     rows = {}
     for config, run in runs.items():
         if config == reference:

@@ -25,6 +25,7 @@ from spinelib.crops.store import CropStore, open_store
 from spinelib.datasets import LocaliserDataset
 from spinelib.paths import resolve
 from spinelib.models.heads import Localiser
+from spinelib.stages.finetune import predict_split
 from spinelib.train import FitResult, TrainConfig, fit, make_loader, resolve_device
 
 
@@ -106,13 +107,92 @@ def rmse_of(coordinates: pd.DataFrame) -> float:
     return float(np.sqrt(np.mean(coordinates["error_px"] ** 2))) if len(coordinates) else float("nan")
 
 
-def crops_at_predictions(store: CropStore, coordinates: pd.DataFrame, condition: str, out_dir: Path) -> CropStore:
-    """ROIs of ``condition`` re-cut at the predicted points, same data root, split and crop sizes as ``store``."""
+def _recut_rois(store: CropStore, condition: str, out_dir: Path, coordinates: pd.DataFrame | None = None,
+                margin: int = 0) -> CropStore:
+    """ROIs of ``condition`` cut again from ``store``'s data root with its split and crop settings.
+
+    ``coordinates`` (study_id, condition, level, x, y) replaces the annotated points; ``margin`` widens the ROI
+    by that many px on every side (the window at offset 0 is the original ROI).
+    """
     built = store.config()
-    config = CropConfig(**{**built["crops"], "roi_conditions": (condition,)})
-    predicted = coordinates[["study_id", "condition", "level"]].assign(x=coordinates["x_predicted"],
-                                                                       y=coordinates["y_predicted"])
+    height, width = built["crops"]["roi_size"]
+    config = CropConfig(**{**built["crops"], "roi_conditions": (condition,),
+                           "roi_size": (height + 2 * margin, width + 2 * margin)})
     extract_crops(resolve(built["data_root"]), out_dir, config, split_unit=built["split_unit"],
                   fractions=tuple(built["fractions"]), seed=built["seed"], progress=False, kinds=("roi",),
-                  coordinates=predicted)
+                  coordinates=coordinates)
     return open_store(out_dir)
+
+
+def crops_at_predictions(store: CropStore, coordinates: pd.DataFrame, condition: str, out_dir: Path) -> CropStore:
+    """ROIs of ``condition`` re-cut at the predicted points, same data root, split and crop sizes as ``store``."""
+    predicted = coordinates[["study_id", "condition", "level"]].assign(x=coordinates["x_predicted"],
+                                                                       y=coordinates["y_predicted"])
+    return _recut_rois(store, condition, out_dir, predicted)
+
+
+def wide_rois(store: CropStore, condition: str, margin: int, out_dir: Path) -> CropStore:
+    """ROIs of ``condition`` at the annotated points, ``margin`` px wider on every side (every split).
+
+    Read by :class:`spinelib.datasets.ShiftedRoiDataset`: windows of the original size moved by a controlled
+    offset (the shift curve) or a random one (shift augmentation), with real anatomy, not padding, at the edge.
+    """
+    return _recut_rois(store, condition, out_dir, margin=margin)
+
+
+def random_offsets(n: int, distance: float, seed: int) -> np.ndarray:
+    """(n, 2) integer offsets (dx, dy) of length ``distance`` px in uniformly random directions.
+
+    (dx, dy) = round(distance · (cos θ, sin θ)), θ ~ U[0, 2π) from ``np.random.default_rng(seed)``.
+    """
+    theta = np.random.default_rng(seed).uniform(0.0, 2.0 * np.pi, n)
+    return np.rint(distance * np.stack([np.cos(theta), np.sin(theta)], axis=1)).astype(np.int64)
+
+
+@torch.no_grad()
+def shift_predictions(models: dict[tuple[str, int], torch.nn.Module], make_dataset, n: int,
+                      distances: list[float], draws: int, seed: int = 0, device: str = "auto") -> pd.DataFrame:
+    """Test predictions of every model on ROIs whose centre is moved by each distance (the shift curve).
+
+    ``models`` maps (config, seed) to a classifier; ``make_dataset(offsets)`` returns the test
+    :class:`~spinelib.datasets.ShiftedRoiDataset` with those (n, 2) offsets. Distance 0 is drawn once, every other
+    distance ``draws`` times (directions from ``(seed, distance, draw)``); every model sees the same shifted ROIs.
+    One row per (config, seed, distance, draw, disc): study_id, level, grade, predicted.
+    """
+    rows = []
+    for distance in distances:
+        for draw in range(1 if distance == 0 else draws):
+            offsets = random_offsets(n, distance, int(np.random.default_rng([seed, int(distance * 100), draw])
+                                                      .integers(1 << 31)))
+            dataset = make_dataset(offsets)
+            for (config, model_seed), model in models.items():
+                rows.append(predict_split(model, dataset, device)[["study_id", "level", "grade", "predicted"]]
+                            .assign(config=config, seed=model_seed, distance=distance, draw=draw))
+    return pd.concat(rows, ignore_index=True)
+
+
+def level_errors(coordinates: pd.DataFrame) -> pd.DataFrame:
+    """Each predicted point classed as right-level or wrong-level, with its error.
+
+    ``coordinates`` (from :func:`predicted_coordinates`) holds the annotated (x, y) of every level of the test
+    studies; a prediction is *wrong-level* when it lies nearer to another level's annotated point of the same
+    study than to its own. Adds ``nearest_level`` and ``wrong_level``.
+    """
+    out = coordinates.reset_index(drop=True)
+    nearest = np.empty(len(out), dtype=object)
+    for _, study in out.groupby(["study_id", "condition"], sort=False):
+        # (predictions, annotated points) distances within one study: row i's nearest annotated level
+        distance = np.hypot(study["x_predicted"].to_numpy()[:, None] - study["x"].to_numpy()[None, :],
+                            study["y_predicted"].to_numpy()[:, None] - study["y"].to_numpy()[None, :])
+        nearest[study.index] = study["level"].to_numpy()[distance.argmin(axis=1)]
+    out["nearest_level"] = nearest
+    out["wrong_level"] = out["nearest_level"] != out["level"]
+    return out
+
+
+def level_error_table(errors: pd.DataFrame) -> pd.DataFrame:
+    """Discs, share, median and 90th-percentile error (px) of right-level and wrong-level predictions."""
+    groups = errors.groupby(errors["wrong_level"].map({False: "right level", True: "wrong level"}))["error_px"]
+    table = pd.DataFrame({"discs": groups.size(), "median_px": groups.median(), "p90_px": groups.quantile(0.9)})
+    table.insert(1, "share", table["discs"] / table["discs"].sum())
+    return table.rename_axis("prediction")

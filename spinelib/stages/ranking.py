@@ -192,19 +192,13 @@ class RunSpec:
     seed: int = 0
     loss: dict = field(default_factory=dict)
     reference: str = ""
+    phase1: str = "ce"   # the folder of the phase-1 run this run starts from (plan_runs sets it per seed)
 
     def __post_init__(self) -> None:
         if self.encoder not in ENCODER_MODES:
             raise ValueError(f"run {self.name!r}: encoder must be one of {ENCODER_MODES}, got {self.encoder!r}")
         if self.encoder == "phase1" and self.objective != "ce":
             raise ValueError(f"run {self.name!r}: phase 1 trains the CE objective only")
-
-    @property
-    def phase1(self) -> str:
-        """The folder of the phase-1 run this run starts from."""
-        return _seeded("ce", self.seed, self._first_seed)
-
-    _first_seed: int = 0
 
 
 def _seeded(name: str, seed: int, first_seed: int) -> str:
@@ -227,7 +221,7 @@ def plan_runs(runs: dict, seeds: list[int]) -> list[RunSpec]:
     if not seeds:
         raise ValueError("train.seeds needs at least one seed")
     first = int(seeds[0])
-    spec = lambda **kw: RunSpec(**kw, _first_seed=first)  # noqa: E731
+    spec = lambda **kw: RunSpec(**kw, phase1=_seeded("ce", kw["seed"], first))  # noqa: E731
     plan = [spec(name=_seeded("ce", s, first), objective="ce", encoder="phase1", seed=s) for s in seeds]
     for s in seeds:
         for objective in runs["finetuned"]:
@@ -256,8 +250,7 @@ def plan_runs(runs: dict, seeds: list[int]) -> list[RunSpec]:
 
 def write_plan(plan: list[RunSpec], path: Path) -> None:
     """The runs as JSON (notebooks 05–06 read it to pair each run with its reference)."""
-    path.write_text(json.dumps([{k: v for k, v in asdict(r).items() if k != "_first_seed"} | {"phase1": r.phase1}
-                                for r in plan], indent=1))
+    path.write_text(json.dumps([asdict(r) for r in plan], indent=1))
 
 
 def read_plan(path: Path) -> pd.DataFrame:
@@ -291,7 +284,7 @@ def _loaders(data: RankingData, hp: dict, batch_size: int, seed: int):
 def train_phase1(data: RankingData, hp: dict, out_dir: Path, spec: RunSpec | None = None,
                  progress: bool = True) -> FitResult:
     """Encoder + classification heads with inverse-frequency-weighted CE; checkpoint by validation BA (argmax)."""
-    spec = spec or RunSpec("ce", "ce", encoder="phase1", seed=hp["seed"], _first_seed=hp["seed"])
+    spec = spec or RunSpec("ce", "ce", encoder="phase1", seed=hp["seed"])
     seed_everything(spec.seed)
     model = _prepare(OrdinalModel(resnet3d18(1, hp["base_width"]), data.tasks.num_grades, "ce"), hp)
     phase = hp["phase1"]

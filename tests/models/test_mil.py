@@ -58,3 +58,22 @@ def test_mil_loss_adds_the_auxiliary_term_and_ignores_shifted_bags():
 def test_unknown_encoder_is_named():
     with pytest.raises(ValueError, match="vgg"):
         slice_encoder("vgg")
+
+
+def test_ablation_switches_change_only_what_they_name():
+    torch.manual_seed(0)
+    bags = torch.randn(3, 5, 16)
+    attention_only = BiLSTMAttentionMIL(input_dim=16, hidden=8, lstm=False)
+    pooled, weights, aux = attention_only(bags)
+    assert attention_only.lstm is None and pooled.shape == (3, 16) and attention_only.output_dim == 16
+    assert torch.allclose(pooled, torch.einsum("bn,bnf->bf", weights, bags), atol=1e-6)   # z = sum_n a_n h_n
+    shared = BiLSTMAttentionMIL(input_dim=16, hidden=8, shared_attention=True)
+    _, weights, aux = shared(bags)
+    assert shared.aux_attention is None
+    assert torch.allclose(torch.softmax(aux, dim=-1), weights)     # the auxiliary scores are the primary logits
+    model = MILGrader("resnet18", lstm_hidden=16, shared_attention=True)
+    out = model(torch.randn(2, 5, 1, 32, 32))
+    torch.nn.functional.cross_entropy(out["aux_scores"], torch.tensor([2, 1])).backward()
+    assert torch.count_nonzero(model.mil.attention[1].weight.grad) > 0   # shared: the aux loss trains the pooling
+    with pytest.raises(ValueError, match="aggregator"):
+        MILGrader("resnet18", aggregator="lstm_only")

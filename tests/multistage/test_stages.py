@@ -69,3 +69,17 @@ def test_paired_difference_is_annotated_minus_predicted_on_common_discs():
 def test_identical_gradings_differ_by_nothing():
     table = annotated_minus_predicted(_both(GRADES), ["condition"], n_boot=100)
     assert (table[["diff", "low", "high"]] == 0).all().all() and not table["excludes_zero"].any()
+
+
+def test_ablation_differences_are_ablation_minus_full_per_coordinates():
+    from spinelib.multistage.stages import ablation_differences
+
+    full = _both(GRADES).assign(model="full")                  # perfect on both blocks
+    worse = _both([0] * 12).assign(model="no_aux_loss")        # perfect on annotated, all Normal/Mild on predicted
+    table = ablation_differences(pd.concat([full, worse], ignore_index=True), n_boot=100)
+    assert table.index.names == ["model", "coordinates", "condition", "metric"]
+    assert set(table.index.get_level_values("metric")) == {"balanced_accuracy", "roc_auc"}
+    row = table.loc[("no_aux_loss", "predicted", "spinal_canal_stenosis", "balanced_accuracy")]
+    assert row["diff"] == pytest.approx(1 / 3 - 1, abs=1e-3) and row["excludes_zero"]
+    same = table.loc[("no_aux_loss", "annotated", "spinal_canal_stenosis", "balanced_accuracy")]
+    assert same["diff"] == 0 and not same["excludes_zero"]

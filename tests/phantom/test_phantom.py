@@ -221,3 +221,32 @@ def test_grade_frequencies_match_target():
     sev = d["severity"]
     r = np.corrcoef(sev[:, 0, 3], sev[:, 3, 3])[0, 1]
     assert 0.2 < r < 0.9
+
+
+def test_cohort_thresholds_give_the_target_mix_in_every_cell():
+    from spinelib.phantom import severity as V
+
+    rng = np.random.default_rng(3)
+    n = 300
+    scores = V.rater_scores(rng, V.draw_latents(rng, n)["severity"], np.zeros(n, dtype=int))
+    target = V.target_frequencies()
+    cohort = V.grades_from_scores(scores, V.cohort_thresholds(scores))
+    population = V.grades_from_scores(scores)
+    freq = lambda g: np.stack([[np.bincount(g[:, c, j], minlength=3) / n for j in range(5)]  # noqa: E731
+                               for c in range(5)])
+    assert np.abs(freq(cohort) - target).max() <= 1.0 / n + 1e-9     # every (condition, level) cell
+    # sampling alone moves the population thresholds' mix by more; the cohort calibration removes it
+    assert np.abs(freq(population) - target).max() > 2.0 / n
+
+
+def test_generated_cohort_uses_its_own_thresholds(tmp_path):
+    import json
+
+    from spinelib.phantom.cohort import draw_study
+    from spinelib.phantom import severity as V
+
+    out = generate_phantom(tmp_path / "ph", studies=4, seed=5, test_studies=0, workers=1, progress=False)
+    rec = json.loads((Path(out["out_dir"]) / "phantom_params.json").read_text())
+    scores = np.stack([draw_study(5, i)[1]["rater"] for i in range(4)])
+    assert np.allclose(rec["thresholds"], V.cohort_thresholds(scores).round(6))
+    assert rec["population_thresholds"] != rec["thresholds"]
