@@ -49,23 +49,33 @@ def _models_dir(path: str) -> Path:
 def _grade(args: argparse.Namespace) -> int:
     import time
 
-    from spinelib.multistage.grade import grade_studies
+    from spinelib.multistage.grade import grade_cohort, is_dataset_root
 
     start = time.perf_counter()
+    paths = [Path(d) for d in args.study_dirs]
+    root_mode = len(paths) == 1 and is_dataset_root(paths[0])
     try:
-        rows, messages = grade_studies([Path(d) for d in args.study_dirs], _models_dir(args.localisation_dir),
-                                       _models_dir(args.mil_dir))
+        result = grade_cohort(paths, _models_dir(args.localisation_dir), _models_dir(args.mil_dir),
+                              progress=not args.quiet, report_dir=Path(args.report) if args.report else None)
     except FileNotFoundError as err:
         print(f"cannot grade: {err}", file=sys.stderr)
         return 2
-    for message in messages:
+    # a whole root: one line per study that needed the prior; study folders: every note, as before
+    for message in result.summaries if root_mode else result.messages:
         print(message, file=sys.stderr)
+    rows = result.rows
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows.to_csv(out, index=False)
-    from_prior = sum("from the prior" in m for m in messages)
-    print(f"wrote {len(rows)} rows for {len(args.study_dirs)} study(ies) to {out} in "
-          f"{time.perf_counter() - start:.1f} s; {from_prior} row(s) from the prior", file=sys.stderr)
+    if args.coordinates:
+        coordinates = Path(args.coordinates)
+        coordinates.parent.mkdir(parents=True, exist_ok=True)
+        result.coordinates.to_csv(coordinates, index=False)
+        print(f"wrote {len(result.coordinates)} predicted coordinate(s) to {coordinates}", file=sys.stderr)
+    if args.report:
+        print(f"wrote the grading reports to {args.report} (<study_id>.html and .png)", file=sys.stderr)
+    print(f"wrote {len(rows)} rows for {len(result.studies)} study(ies) to {out} in "
+          f"{time.perf_counter() - start:.1f} s; {result.rows_from_prior} row(s) from the prior", file=sys.stderr)
     return 0
 
 
@@ -89,10 +99,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_check_data)
 
     p = sub.add_parser("grade", help="grade unannotated studies (multi-stage pipeline) into a submission CSV")
-    p.add_argument("study_dirs", nargs="+", metavar="STUDY_DIR",
-                   help="<images>/<study_id> folder(s) of series folders; descriptions from the CSV beside <images> "
-                        "or from DICOM SeriesDescription")
+    p.add_argument("study_dirs", nargs="+", metavar="ROOT_OR_STUDY_DIR",
+                   help="a dataset root holding test_images/ (or train_images/): every study, in "
+                        "sample_submission.csv order; or <images>/<study_id> folder(s). Series types from the "
+                        "descriptions CSV, else inferred from the DICOM headers")
     p.add_argument("--out", default="predictions.csv", help="submission CSV (default predictions.csv)")
+    p.add_argument("--coordinates", metavar="FILE",
+                   help="also write the predicted series, instance and (x, y) per study, condition and level, "
+                        "in the columns of train_label_coordinates.csv")
+    p.add_argument("--report", metavar="DIR",
+                   help="also write per study a self-contained HTML page and a PNG with the predicted points on "
+                        "the slices and the 25 rows' probabilities (DIR/<study_id>.html, .png)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--localisation-dir", default="models/localisation", help="Stage 1 checkpoints (notebook 08)")
     p.add_argument("--mil-dir", default="models/mil", help="Stage 2 checkpoints (notebook 09)")
     p.set_defaults(func=_grade)

@@ -49,7 +49,7 @@ class RoiDataset(Dataset):
         return self.transform(image), self.grades[i], i
 
 
-class ShiftedRoiDataset(Dataset):
+class ShiftedRoiDataset(RoiDataset):
     """Disc ROIs cut from wider crops so that the ROI's centre can move: ``(image (1, S, S), grade, row)``.
 
     ``store`` holds ROIs of (S + 2m) x (S + 2m) px around each point (m = ``margin``). Item i is the S x S window
@@ -61,10 +61,8 @@ class ShiftedRoiDataset(Dataset):
 
     def __init__(self, store: CropStore, condition: str, split: str | None, transform: Transform, margin: int,
                  split_column: str = "split", jitter: int = 0, offsets: np.ndarray | None = None):
-        rois, self.index = store.load("roi", split=split, condition=condition, split_column=split_column)
-        self.images = torch.from_numpy(np.ascontiguousarray(rois))
-        self.grades = _grades(self.index)
-        self.transform, self.margin, self.jitter = transform, int(margin), int(jitter)
+        super().__init__(store, condition, split, transform, split_column)     # the wide crops, grades, index
+        self.margin, self.jitter = int(margin), int(jitter)
         self.size = (self.images.shape[1] - 2 * self.margin, self.images.shape[2] - 2 * self.margin)
         if min(self.size) < 1:
             raise ValueError(f"margin {margin} leaves no window in crops of {tuple(self.images.shape[1:])} px")
@@ -77,9 +75,6 @@ class ShiftedRoiDataset(Dataset):
                 raise ValueError(f"offsets must be ({len(self.images)}, 2) integers within ±{margin} px, "
                                  f"got shape {offsets.shape}")
             self.offsets = torch.from_numpy(offsets)
-
-    def __len__(self) -> int:
-        return len(self.images)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         if self.offsets is not None:

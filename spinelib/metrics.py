@@ -228,20 +228,32 @@ def ordinal_summary(y_true, y_pred, boundary_scores: np.ndarray | None, num_grad
     * MAE: mean |y_pred − y_true| in grade units;
     * MCC: multi-class Matthews correlation coefficient.
     """
-    from sklearn.metrics import matthews_corrcoef
-
     y_all = np.asarray(y_true).astype(int).ravel()
     keep = y_all >= 0
     y_true, y_pred = _labelled(y_true, y_pred, num_grades)
     if len(y_true) == 0:
         return {name: float("nan") for name in ORDINAL_COLUMNS}
-    from_cm = ordinal_from_confusion(confusion_from_codes(num_grades * y_true + y_pred, num_grades))
+    cm = confusion_from_codes(num_grades * y_true + y_pred, num_grades)
+    from_cm = ordinal_from_confusion(cm)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         auc = float(np.nanmean(boundary_auc(y_all[keep], np.asarray(boundary_scores)[keep], num_grades))) \
             if boundary_scores is not None and len(np.unique(y_true)) > 1 else float("nan")
     return {"balanced_accuracy": float(from_cm["balanced_accuracy"]), "roc_auc": auc, "qwk": float(from_cm["qwk"]),
-            "mae": float(from_cm["mae"]), "mcc": float(matthews_corrcoef(y_true, y_pred))}
+            "mae": float(from_cm["mae"]), "mcc": matthews_from_confusion(cm)}
+
+
+def matthews_from_confusion(cm: np.ndarray) -> float:
+    """Multi-class Matthews correlation of a confusion matrix (K, K), rows true, columns predicted.
+
+    MCC = (c·s − Σ_k p_k t_k) / √((s² − Σ_k p_k²)(s² − Σ_k t_k²)), with c the correct count, s the total, t_k and
+    p_k the true and predicted counts of grade k; 0 when a factor under the root is 0 (one grade only), as
+    scikit-learn defines it (computed here so that a one-grade subset does not warn).
+    """
+    cm = np.asarray(cm, dtype=np.float64)
+    t, p, c, s = cm.sum(axis=1), cm.sum(axis=0), np.trace(cm), cm.sum()
+    denominator = (s * s - p @ p) * (s * s - t @ t)
+    return float((c * s - p @ t) / np.sqrt(denominator)) if denominator > 0 else 0.0
 
 
 def ordinal_from_confusion(cm: np.ndarray) -> dict[str, np.ndarray]:

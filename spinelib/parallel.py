@@ -5,7 +5,8 @@ from __future__ import annotations
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterator, Sequence
 
-from tqdm import tqdm
+from spinelib.progress import progress_bar
+
 
 
 def process_map(fn: Callable, jobs: Sequence, workers: int, *, chunksize: int = 1, progress: bool = True,
@@ -15,9 +16,9 @@ def process_map(fn: Callable, jobs: Sequence, workers: int, *, chunksize: int = 
     ``bar`` goes to tqdm (``desc``, ``unit``). The pool is shut down when the
     iteration ends, also when the caller stops early or raises.
     """
-    bar = {"total": len(jobs), "disable": not progress, **bar}
+    bar = {"total": len(jobs), "show": progress, **bar}
     if workers <= 1:
-        yield from tqdm(map(fn, jobs), **bar)
+        yield from progress_bar(map(fn, jobs), **bar)
         return
     with ProcessPoolExecutor(workers) as pool:
-        yield from tqdm(pool.map(fn, jobs, chunksize=chunksize), **bar)
+        yield from progress_bar(pool.map(fn, jobs, chunksize=chunksize), **bar)

@@ -41,6 +41,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from spinelib.distributed import is_distributed, is_main_process, mean_over_ranks, resolve_device
+from spinelib.progress import progress_bar
 
 
 @dataclass
@@ -372,7 +373,7 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     show = config.progress and is_main_process()
     autocast = dict(device_type=device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
-    epochs_bar = tqdm(total=config.epochs, initial=len(run.history), desc="epochs", mininterval=2.0, disable=not show)
+    epochs_bar = progress_bar(show=show, total=config.epochs, initial=len(run.history), desc="epochs", mininterval=2.0)
     try:
         for epoch in range(len(run.history), config.epochs):
             if run.stop(config):
@@ -382,8 +383,8 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
             if hasattr(getattr(train_loader, "sampler", None), "set_epoch"):
                 train_loader.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
             lrs = {f"lr_{i}": float(group["lr"]) for i, group in enumerate(optimizer.param_groups)}
-            with tqdm(total=len(train_loader), desc=f"epoch {epoch + 1}/{config.epochs}",  # type: ignore[arg-type]
-                      leave=False, mininterval=2.0, disable=not show) as bar:
+            with progress_bar(show=show, total=len(train_loader), desc=f"epoch {epoch + 1}/{config.epochs}",  # type: ignore[arg-type]
+                              leave=False, mininterval=2.0) as bar:
                 train_loss = _train_epoch(net, task, train_loader, optimizer, scaler, device, autocast,
                                           config.grad_clip, bar)
             if not math.isfinite(train_loss):

@@ -7,7 +7,7 @@ import json
 from spinelib.cli import main
 
 REQUIRED_KEYS = {"studies", "series", "instances_read", "instances_failed", "labels", "labels_missing",
-                 "coordinates", "coordinates_unmatched", "problems"}
+                 "coordinates", "coordinates_duplicated", "coordinates_unmatched", "problems"}
 
 
 def test_check_data_json_reports_a_usable_dataset(tmp_path, rsna, capsys):

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import balanced_accuracy_score
 
+from spinelib import metrics
 from spinelib.metrics import (bootstrap_ci, classification_summary, confusion, recall_per_class,
                               severe_to_normal_rate, summary_with_ci)
 
@@ -235,3 +236,19 @@ def test_fraction_repeats_keep_the_optimiser_steps():
 
     assert [fraction_repeats(f, True) for f in (0.1, 0.25, 1.0)] == [10, 4, 1]
     assert fraction_repeats(0.1, False) == 1
+
+
+def test_matthews_from_confusion_matches_sklearn_and_is_zero_for_one_grade():
+    import warnings
+
+    from sklearn.metrics import matthews_corrcoef
+
+    rng = np.random.default_rng(0)
+    y_true, y_pred = rng.integers(0, 3, 200), rng.integers(0, 3, 200)
+    y_pred[:120] = y_true[:120]
+    cm = metrics.confusion_from_codes(3 * y_true + y_pred, 3)
+    assert metrics.matthews_from_confusion(cm) == pytest.approx(matthews_corrcoef(y_true, y_pred))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # a subset with one grade must not warn
+        out = metrics.ordinal_summary(np.zeros(5, int), np.zeros(5, int), None, 3)
+    assert out["mcc"] == 0.0

@@ -37,3 +37,60 @@ def test_data_dvc_pins_the_default_phantom_the_pipeline_writes():
     assert lock["params"]["params/phantom.yaml"]["phantom"] == _load("params/phantom.yaml")["phantom"]
     (raw,) = _load("data.dvc")["outs"]
     assert raw["md5"] == phantom_out["md5"], "regenerate data/raw (README: Running on the real data) and dvc commit"
+
+
+def _imported_modules(source: str) -> set[str]:
+    """The ``spinelib`` modules a piece of Python source imports (absolute imports only, as the library uses)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("spinelib"):
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)   # `from spinelib.x import y`
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.startswith("spinelib"))
+    return found
+
+
+def _module_file(module: str) -> Path | None:
+    """The file of a spinelib module (package → its __init__.py); None for a name that is not a module."""
+    path = ROOT.joinpath(*module.split("."))
+    if path.with_suffix(".py").is_file():
+        return path.with_suffix(".py")
+    if (path / "__init__.py").is_file():
+        return path / "__init__.py"
+    return None
+
+
+def _files_used(sources: list[str]) -> set[Path]:
+    """Every spinelib file that running ``sources`` imports, transitively, with the packages' __init__.py."""
+    todo = set().union(*(_imported_modules(s) for s in sources))
+    seen: set[Path] = set()
+    while todo:
+        module = todo.pop()
+        parts = module.split(".")
+        for i in range(1, len(parts) + 1):        # importing a.b.c runs a/__init__.py and a/b/__init__.py too
+            file = _module_file(".".join(parts[:i]))
+            if file is not None and file not in seen:
+                seen.add(file)
+                todo |= _imported_modules(file.read_text())
+    return seen
+
+
+def test_every_stage_lists_the_library_files_its_notebook_imports():
+    """A change to any spinelib file a notebook runs makes its stage stale: the deps cover the import closure."""
+    import json
+
+    for name, stage in _load("dvc.yaml")["stages"].items():
+        notebook = next((d for d in stage["deps"] if str(d).endswith(".ipynb")), None)
+        if notebook is None:
+            continue
+        cells = json.loads((ROOT / notebook).read_text())["cells"]
+        code = ["\n".join(line for line in "".join(c["source"]).splitlines() if not line.lstrip().startswith(("%", "!")))
+                for c in cells if c["cell_type"] == "code"]
+        deps = [ROOT / d for d in stage["deps"] if str(d).startswith("spinelib")]
+        missing = sorted(str(f.relative_to(ROOT)) for f in _files_used(code)
+                         if f.name != "__init__.py" or f.parent != ROOT / "spinelib"
+                         if not any(f == d or d in f.parents for d in deps))
+        assert not missing, f"stage {name}: {notebook} imports {missing}, which dvc.yaml does not list as deps"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 import pydicom
-from tqdm import tqdm
 
 from spinelib.data.rsna import series_dir
+from spinelib.progress import progress_bar
 
 HEADER_FIELDS: dict[str, str] = {
     "InstitutionName": "centre",
@@ -27,7 +27,7 @@ def series_headers(root: Path, series: pd.DataFrame, split: str = "train", progr
     that is missing or holds no DICOM gets empty fields.
     """
     rows = []
-    for rec in tqdm(series.to_dict("records"), desc="headers", unit="series", disable=not progress):
+    for rec in progress_bar(series.to_dict("records"), show=progress, desc="headers", unit="series"):
         folder = series_dir(root, rec["study_id"], rec["series_id"], split)
         files = sorted(folder.glob("*.dcm")) if folder.is_dir() else []
         row = {**rec, "slices": len(files)}

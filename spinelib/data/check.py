@@ -2,7 +2,8 @@
 
 Backs ``spinelib check-data ROOT``. :func:`check_dataset` reads the CSVs with
 :mod:`spinelib.data.rsna`, decodes every DICOM file (so truncated files are
-found), matches every coordinate to its instance and image size, and returns a
+found), matches every coordinate row (repeated annotations of a label
+included, each reported by its CSV line) to its instance and image size, and returns a
 JSON-serialisable report; :func:`format_report` prints it for people.
 """
 
@@ -52,10 +53,10 @@ def _instance_table(images: Path, scans: list[tuple[str, int, int, str | None]])
     return table
 
 
-def _unmatched_coordinates(labels: pd.DataFrame, instances: pd.DataFrame,
+def _unmatched_coordinates(coordinates: pd.DataFrame, instances: pd.DataFrame,
                            folders: set[tuple[int, int]]) -> pd.DataFrame:
-    """Coordinates whose series folder, instance file or image bounds do not fit."""
-    coords = labels[labels["series_id"].notna()].copy()
+    """Coordinate rows (every one, repeated labels included) whose series folder, instance file or bounds do not fit."""
+    coords = coordinates[coordinates["series_id"].notna()].copy()
     on_disk = instances.dropna(subset=["study_id", "series_id", "instance_number"])
     on_disk = on_disk.drop_duplicates(["study_id", "series_id", "instance_number"])
     coords = coords.merge(on_disk[["study_id", "series_id", "instance_number", "rows", "columns", "reason"]],
@@ -72,7 +73,7 @@ def _unmatched_coordinates(labels: pd.DataFrame, instances: pd.DataFrame,
         ["series folder missing", "instance file missing", "instance file unreadable",
          "x/y outside the image"], default="")
     coords["why"] = reason
-    return coords[coords["why"] != ""]
+    return coords[coords["why"] != ""].sort_values("line", kind="stable")
 
 
 def check_dataset(root: Path, *, progress: bool = True, workers: int = 1) -> dict:
@@ -108,25 +109,29 @@ def check_dataset(root: Path, *, progress: bool = True, workers: int = 1) -> dic
         problems.append(f"{path}: not named <study_id>/<series_id>/<instance_number>.dcm")
     with_files = set(zip(named["study_id"].astype(int), named["series_id"].astype(int)))
 
-    unmatched = _unmatched_coordinates(labels, instances, folders)
+    coordinates = dataset.coordinates
+    coords_file = root / "train_label_coordinates.csv"
+    unmatched = _unmatched_coordinates(coordinates, instances, folders)
     unmatched_rows = [
-        {"study_id": int(r.study_id), "series_id": int(r.series_id), "instance_number": int(r.instance_number),
-         "condition": str(r.condition), "level": str(r.level), "x": float(r.x), "y": float(r.y),
-         "reason": str(r.why)}
+        {"line": int(r.line), "study_id": int(r.study_id), "series_id": int(r.series_id),
+         "instance_number": int(r.instance_number), "condition": str(r.condition), "level": str(r.level),
+         "x": float(r.x), "y": float(r.y), "reason": str(r.why)}
         for r in unmatched.itertuples(index=False)
     ]
     for row in unmatched_rows:
-        problems.append(f"coordinate of study {row['study_id']} series {row['series_id']} instance "
-                        f"{row['instance_number']} ({row['condition']} at {row['level']}, "
-                        f"x={row['x']:g}, y={row['y']:g}): {row['reason']}")
+        problems.append(f"{coords_file} line {row['line']}: coordinate of study {row['study_id']} series "
+                        f"{row['series_id']} instance {row['instance_number']} ({row['condition']} at "
+                        f"{row['level']}, x={row['x']:g}, y={row['y']:g}): {row['reason']}")
 
-    annotated = labels[labels["series_id"].notna() & labels["series_description"].notna()]
+    annotated = coordinates[coordinates["series_description"].notna()]
     expected = annotated["condition"].map(CONDITION_SERIES)
     mismatch = annotated[annotated["series_description"] != expected]
     for r in mismatch.itertuples(index=False):
-        problems.append(f"series description mismatch: study {r.study_id} {r.condition} at {r.level} is "
-                        f"annotated on series {r.series_id} ({r.series_description}), usually "
-                        f"{CONDITION_SERIES[r.condition]}")
+        problems.append(f"{coords_file} line {r.line}: series description mismatch: study {r.study_id} "
+                        f"{r.condition} at {r.level} is annotated on series {r.series_id} "
+                        f"({r.series_description}), usually {CONDITION_SERIES[r.condition]}")
+    # rows beyond the first of one (study, condition, level): alternative annotations, all checked above
+    duplicated = int(coordinates.duplicated(["study_id", "condition", "level"]).sum())
 
     listed_keys = list(zip(series["study_id"].astype(int), series["series_id"].astype(int)))
     listed = set(listed_keys)
@@ -150,7 +155,8 @@ def check_dataset(root: Path, *, progress: bool = True, workers: int = 1) -> dic
         "labels": int(labels["grade"].notna().sum()),
         "labels_missing": int(labels["grade"].isna().sum()),
         "grade_counts": {c: {g: int(grades.get((c, g), 0)) for g in GRADES} for c in CONDITIONS},
-        "coordinates": int(labels["series_id"].notna().sum()),
+        "coordinates": int(len(coordinates)),
+        "coordinates_duplicated": duplicated,
         "coordinates_unmatched": len(unmatched_rows),
         "coordinates_unmatched_rows": unmatched_rows,
         "series_description_mismatches": int(len(mismatch)),
@@ -176,7 +182,8 @@ def format_report(report: dict) -> str:
     for condition, counts in report["grade_counts"].items():
         lines.append(f"    {condition}: " + ", ".join(f"{g} {n}" for g, n in counts.items()))
     lines += [
-        f"  coordinates: {report['coordinates']}, {report['coordinates_unmatched']} unmatched",
+        f"  coordinates: {report['coordinates']} rows, {report.get('coordinates_duplicated', 0)} repeating an "
+        f"annotated label, {report['coordinates_unmatched']} unmatched",
         "  studies missing a series type: "
         + ", ".join(f"{t} {n}" for t, n in report["studies_missing_series"].items()),
         f"  series listed without images: {report['series_without_images']}",
@@ -184,8 +191,9 @@ def format_report(report: dict) -> str:
     for failure in report["instances_failed"]:
         lines.append(f"  failed: {failure['path']}: {failure['reason']}")
     for row in report["coordinates_unmatched_rows"]:
-        lines.append(f"  unmatched: study {row['study_id']} series {row['series_id']} instance "
-                     f"{row['instance_number']} {row['condition']} {row['level']}: {row['reason']}")
+        lines.append(f"  unmatched (line {row.get('line', '?')}): study {row['study_id']} series "
+                     f"{row['series_id']} instance {row['instance_number']} {row['condition']} {row['level']}: "
+                     f"{row['reason']}")
     lines.append(f"  problems: {len(report['problems'])}")
     lines += [f"    - {p}" for p in report["problems"]]
     return "\n".join(lines)

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from tqdm import tqdm
+
+from spinelib.progress import progress_bar
 
 # Target sample size for percentile estimates in ``normalise_intensity``.
 _PERCENTILE_SAMPLES = 1 << 16
@@ -85,6 +86,14 @@ def _optional_float(value, default: float = np.nan) -> float:
     return default if value is None else float(value)
 
 
+def _lenient_float(value) -> float:
+    """A float, or NaN when the tag is absent or not a number (optional fields never fail a header)."""
+    try:
+        return np.nan if value is None else float(value)
+    except (TypeError, ValueError):
+        return np.nan
+
+
 def _geometry(ds: pydicom.Dataset) -> dict:
     """The fields a volume needs: instance number, geometry, spacing, rescale."""
     v = {name: _value(ds, tag) for name, tag in _GEOMETRY_TAGS.items()}
@@ -110,6 +119,10 @@ def _header(ds: pydicom.Dataset) -> dict:
         "series_instance_uid": str(ds.get("SeriesInstanceUID", "")),
         "photometric_interpretation": str(ds.get("PhotometricInterpretation", "")),
         "transfer_syntax": _transfer_syntax(ds),
+        # timing (ms) for telling T1 from T2/STIR when no descriptions CSV exists
+        "echo_time": _lenient_float(_value(ds, 0x00180081)),
+        "repetition_time": _lenient_float(_value(ds, 0x00180080)),
+        "inversion_time": _lenient_float(_value(ds, 0x00180082)),
     }
 
 
@@ -339,7 +352,7 @@ def read_series(
     failures: list[ReadFailure] = []
     headers: list[dict] = []
     images: list[np.ndarray] = []
-    for path in tqdm(paths, desc=series_dir.name, disable=not progress, leave=False):
+    for path in progress_bar(paths, show=progress, desc=series_dir.name, leave=False):
         try:
             header, image = _read_stored(path, _geometry)
         except (InstanceReadError, OSError) as exc:

@@ -6,10 +6,17 @@ table: a row per study x condition x level, 25 rows per study, with the grade
 (missing stays missing) and, where there is one, the annotated series,
 instance and (x, y) pixel coordinate.
 
+A label may be annotated more than once (on another slice or another series
+of the same study). Every coordinate row is kept, with its CSV line, in
+:func:`read_coordinates` / ``RSNADataset.coordinates``; the long table holds
+one of them per label (``used``): the first row on a series of the type the
+condition is annotated on (``CONDITION_SERIES``), else the first row. On a
+file without repeated labels that is every row, as before.
+
 Malformed files raise :class:`DataFormatError` naming the file, the CSV line
-and the offending value. Recoverable oddities (a duplicated coordinate row, a
-coordinate for a study without labels) are appended to a ``problems`` list
-and the cohort goes on.
+and the offending value. Recoverable oddities (a coordinate for a study
+without labels, an annotated series missing from the descriptions CSV) are
+appended to a ``problems`` list and the cohort goes on.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import pandas as pd
 
 from spinelib.constants import (
     CONDITION_FROM_WORDS,
+    CONDITION_SERIES,
     CONDITIONS,
     GRADE_INDEX,
     GRADES,
@@ -47,6 +55,12 @@ COORDINATE_COLUMNS: tuple[str, ...] = (
     "study_id", "series_id", "instance_number", "condition", "level", "x", "y",
 )
 SERIES_COLUMNS: tuple[str, ...] = ("study_id", "series_id", "series_description")
+# Every coordinate row: the CSV's columns (canonical spellings), its file line,
+# the series' description, whether its study is in train.csv, and whether it
+# is the row the long label table uses for its label.
+ALL_COORDINATE_COLUMNS: tuple[str, ...] = (
+    *COORDINATE_COLUMNS, "line", "series_description", "labelled", "used",
+)
 
 # Lines shown in one error message before "... and N more".
 _SHOWN = 5
@@ -196,31 +210,44 @@ def _read_coordinates(path: Path) -> pd.DataFrame:
     return coords
 
 
-def _drop_duplicate_coordinates(coords: pd.DataFrame, path: Path, problems: list[str]) -> pd.DataFrame:
+def _choose_annotations(coords: pd.DataFrame) -> pd.Series:
+    """Boolean mask: the one row per (study, condition, level) the label table uses.
+
+    The first row (file order) whose series description is the condition's
+    usual series type; when no row of that label has it (or descriptions are
+    unknown), the first row.
+    """
     keys = ["study_id", "condition", "level"]
-    repeated = coords.duplicated(keys, keep=False)
-    if repeated.any():
-        for (study, condition, level), group in coords[repeated].groupby(keys, sort=True):
-            lines = group["line"].tolist()
-            problems.append(
-                f"{path}: duplicated coordinate rows on lines {lines} for study {study}, "
-                f"{condition} at {level}; kept line {lines[0]}")
-    return coords[~coords.duplicated(keys, keep="first")]
+    expected = coords["condition"].map(CONDITION_SERIES)
+    fits = (coords["series_description"] == expected).fillna(False).astype(bool)
+    # rank rows of a label: fitting rows first, then file order
+    order = coords.assign(_miss=~fits, _pos=np.arange(len(coords))).sort_values(keys + ["_miss", "_pos"])
+    chosen = order.drop_duplicates(keys, keep="first")["_pos"].to_numpy()
+    mask = np.zeros(len(coords), dtype=bool)
+    mask[chosen] = True
+    return pd.Series(mask, index=coords.index)
+
+
+# Column dtypes of the empty tables (pandas nullable types where a value may be missing).
+_COORDINATE_DTYPES = {"study_id": "int64", "series_id": "Int64", "instance_number": "Int64", "condition": "string",
+                      "level": "string", "x": "float64", "y": "float64", "line": "int64",
+                      "series_description": "string", "labelled": bool, "used": bool}
+_LABEL_DTYPES = {"study_id": "int64", "condition": "string", "level": "string", "grade": "string",
+                 "grade_index": "Int64", "series_id": "Int64", "instance_number": "Int64", "x": "float64",
+                 "y": "float64", "series_description": "string"}
+
+
+def _empty(dtypes: dict) -> pd.DataFrame:
+    """A table with no rows and the given column dtypes."""
+    return pd.DataFrame({column: pd.Series(dtype=dtype) for column, dtype in dtypes.items()})
+
+
+def _empty_coordinates() -> pd.DataFrame:
+    return _empty(_COORDINATE_DTYPES)
 
 
 def _empty_labels() -> pd.DataFrame:
-    return pd.DataFrame({
-        "study_id": pd.Series(dtype="int64"),
-        "condition": pd.Series(dtype="string"),
-        "level": pd.Series(dtype="string"),
-        "grade": pd.Series(dtype="string"),
-        "grade_index": pd.Series(dtype="Int64"),
-        "series_id": pd.Series(dtype="Int64"),
-        "instance_number": pd.Series(dtype="Int64"),
-        "x": pd.Series(dtype="float64"),
-        "y": pd.Series(dtype="float64"),
-        "series_description": pd.Series(dtype="string"),
-    })
+    return _empty(_LABEL_DTYPES)
 
 
 def read_labels(root: Path, problems: list[str] | None = None) -> pd.DataFrame:
@@ -231,10 +258,24 @@ def read_labels(root: Path, problems: list[str] | None = None) -> pd.DataFrame:
     :data:`LABEL_COLUMNS`. ``grade`` is NA where the cell is empty and
     ``grade_index`` (Int64) is its index in :data:`GRADES`. The coordinate
     columns are NA where the study has no annotation for that condition and
-    level. Recoverable oddities are appended to ``problems``.
+    level; a label annotated more than once shows the row chosen as the
+    module docstring says (all rows: :func:`read_coordinates`). Recoverable
+    oddities are appended to ``problems``.
     """
-    root = Path(root)
-    problems = [] if problems is None else problems
+    return _read_train(Path(root), [] if problems is None else problems)[0]
+
+
+def read_coordinates(root: Path, problems: list[str] | None = None) -> pd.DataFrame:
+    """Every row of ``train_label_coordinates.csv`` (columns :data:`ALL_COORDINATE_COLUMNS`), none dropped.
+
+    ``line`` is the row's line in the file, ``labelled`` whether its study is
+    in ``train.csv``, ``used`` whether :func:`read_labels` uses it for its label.
+    """
+    return _read_train(Path(root), [] if problems is None else problems)[1]
+
+
+def _read_train(root: Path, problems: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(long label table, every coordinate row) of the training split."""
     labels_path = root / "train.csv"
     if not labels_path.is_file():
         raise FileNotFoundError(
@@ -242,36 +283,39 @@ def read_labels(root: Path, problems: list[str] | None = None) -> pd.DataFrame:
     grades = _read_grades(labels_path, problems)
     grades["grade_index"] = grades["grade"].map(GRADE_INDEX).astype("Int64")
 
-    coords_path = root / "train_label_coordinates.csv"
-    if coords_path.is_file():
-        coords = _drop_duplicate_coordinates(_read_coordinates(coords_path), coords_path, problems)
-        unknown = ~coords["study_id"].isin(grades["study_id"])
-        for study, group in coords[unknown].groupby("study_id", sort=True):
-            problems.append(f"{coords_path}: study {study} (lines {group['line'].tolist()}) "
-                            "is not in train.csv; its coordinates are dropped")
-        coords = coords[~unknown].drop(columns="line")
-    else:
-        problems.append(f"{coords_path}: file not found; labels have no coordinates")
-        coords = _empty_labels()[list(COORDINATE_COLUMNS)]
-
     series_path = root / "train_series_descriptions.csv"
     if series_path.is_file():
-        series = read_series_descriptions(series_path)
-        series = _unique_series(series, series_path, problems)
+        series = _unique_series(read_series_descriptions(series_path), series_path, problems)
     else:
-        problems.append(f"{series_path}: file not found; labels have no series descriptions")
         series = _empty_labels()[list(SERIES_COLUMNS)]
 
+    coords_path = root / "train_label_coordinates.csv"
+    if coords_path.is_file():
+        coords = _read_coordinates(coords_path)
+    else:
+        problems.append(f"{coords_path}: file not found; labels have no coordinates")
+        coords = _empty_coordinates().drop(columns=["series_description", "labelled", "used"])
+    if not series_path.is_file():
+        problems.append(f"{series_path}: file not found; labels have no series descriptions")
+
     coords = coords.astype({"series_id": "Int64"}).merge(
-        series.astype({"series_id": "Int64"}), on=["study_id", "series_id"], how="left")
+        series.astype({"series_id": "Int64"}), on=["study_id", "series_id"], how="left", sort=False)
+    coords["labelled"] = coords["study_id"].isin(grades["study_id"])
+    for study, group in coords[~coords["labelled"]].groupby("study_id", sort=True):
+        problems.append(f"{coords_path}: study {study} (lines {group['line'].tolist()}) "
+                        "is not in train.csv; its coordinates are dropped")
     unlisted = coords["series_description"].isna()
     if series_path.is_file() and unlisted.any():
-        pairs = coords.loc[unlisted, ["study_id", "series_id"]].drop_duplicates()
+        pairs = coords.loc[unlisted & coords["labelled"], ["study_id", "series_id"]].drop_duplicates()
         for study, series_id in pairs.itertuples(index=False):
             problems.append(f"{coords_path}: series {series_id} of study {study} is annotated "
                             f"but not listed in {series_path.name}")
-    labels = grades.merge(coords, on=["study_id", "condition", "level"], how="left", sort=False)
-    return _typed(labels)
+    coords["used"] = coords["labelled"] & _choose_annotations(coords)
+    coords = coords[list(ALL_COORDINATE_COLUMNS)].astype(_empty_coordinates().dtypes.to_dict())
+
+    used = coords.loc[coords["used"], [*COORDINATE_COLUMNS, "series_description"]]
+    labels = grades.merge(used, on=["study_id", "condition", "level"], how="left", sort=False)
+    return _typed(labels), coords.reset_index(drop=True)
 
 
 def _unique_series(series: pd.DataFrame, path: Path, problems: list[str]) -> pd.DataFrame:
@@ -293,20 +337,26 @@ def _typed(labels: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass
 class RSNADataset:
-    """One split of the RSNA layout: long-form labels, the series table, problems found."""
+    """One split of the RSNA layout: long-form labels, the series table, problems found.
+
+    ``coordinates`` holds every coordinate row (:func:`read_coordinates`),
+    alternative annotations of one label included; ``labels`` uses one per label.
+    """
 
     root: Path
     labels: pd.DataFrame
     series: pd.DataFrame
     problems: list[str] = field(default_factory=list)
+    coordinates: pd.DataFrame = field(default_factory=_empty_coordinates)
 
 
 def read_dataset(root: Path, split: str = "train") -> RSNADataset:
     """Read one split. ``"test"`` has no labels: ``labels`` is empty with the same columns."""
     root = Path(root)
     problems: list[str] = []
+    coordinates = _empty_coordinates()
     if split == "train":
-        labels = read_labels(root, problems)
+        labels, coordinates = _read_train(root, problems)
         series_path = root / "train_series_descriptions.csv"
         series = (_unique_series(read_series_descriptions(series_path), series_path, [])
                   if series_path.is_file() else _empty_labels()[list(SERIES_COLUMNS)])
@@ -316,7 +366,7 @@ def read_dataset(root: Path, split: str = "train") -> RSNADataset:
     else:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     return RSNADataset(root=root, labels=labels, series=series.reset_index(drop=True),
-                       problems=problems)
+                       problems=problems, coordinates=coordinates)
 
 
 def image_dir(root: Path, split: str = "train") -> Path:

@@ -17,7 +17,8 @@ def grade_percentages(labels: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 def dataset_metrics(report: dict, labels: pd.DataFrame) -> dict:
     """Numbers worth tracking across runs: counts from the check report and the grade mix."""
-    counts = ("studies", "instances_read", "labels", "labels_missing", "coordinates", "coordinates_unmatched")
+    counts = ("studies", "instances_read", "labels", "labels_missing", "coordinates", "coordinates_duplicated",
+              "coordinates_unmatched")
     metrics = {key: report[key] for key in counts}
     metrics["series"] = dict(report["series"])
     metrics["instances_failed"] = len(report["instances_failed"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -88,7 +90,10 @@ def score_distributions(decided: pd.DataFrame, run: str) -> plt.Figure:
     fig, axes = _grid(len(tasks))
     for ax, task in zip(axes, tasks):
         part = frame[frame["task"] == task]
-        sns.boxplot(data=part, x="grade", y="score", ax=ax, color="#9ecae1", fliersize=1.5)
+        with warnings.catch_warnings():
+            # seaborn 0.13 passes matplotlib 3.11 the deprecated `vert` argument: its warning, not ours
+            warnings.filterwarnings("ignore", "vert: bool", category=DeprecationWarning)
+            sns.boxplot(data=part, x="grade", y="score", ax=ax, color="#9ecae1", fliersize=1.5)
         ax.set(title=task.replace("_", " "), xlabel="true grade", ylabel="score")
         ax.title.set_fontsize(8)
     fig.suptitle(f"{run}: score by true grade (test split)", y=1.0)

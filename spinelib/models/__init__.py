@@ -5,8 +5,9 @@ from spinelib.models.heads import (ContrastiveModel, DiscClassifier, Localiser, 
                                    finetune_param_groups, freeze_encoder_layers)
 from spinelib.models.mil import BiLSTMAttentionMIL, MILGrader, mil_loss, slice_encoder
 from spinelib.models.ranking import OBJECTIVES, OrdinalModel, ranking_head, soft_clamp
-from spinelib.models.resnet3d import ResNet3d, resnet3d18
+from spinelib.models.resnet import ResNet, ResNet3d, resnet2d18, resnet3d18
 
 __all__ = ["resnet18_encoder", "load_encoder_weights", "ProjectionHead", "ContrastiveModel", "DiscClassifier",
-           "freeze_encoder_layers", "finetune_param_groups", "Localiser", "ResNet3d", "resnet3d18", "OrdinalModel",
+           "freeze_encoder_layers", "finetune_param_groups", "Localiser", "ResNet", "ResNet3d", "resnet2d18",
+           "resnet3d18", "OrdinalModel",
            "OBJECTIVES", "ranking_head", "soft_clamp", "BiLSTMAttentionMIL", "MILGrader", "mil_loss", "slice_encoder"]

@@ -27,13 +27,24 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision import models as tv
 
+from spinelib.models.resnet import resnet2d18
+
 ENCODERS = ("resnet18", "resnet34", "efficientnet_b0", "efficientnet_v2_s", "efficientnet_v2_l", "convnext_small",
             "convnext_base")
 AGGREGATORS = ("bilstm", "attention")   # the paper's Bi-LSTM + attention, or attention alone (ablation)
 
 
-def slice_encoder(name: str, in_channels: int = 1) -> tuple[nn.Module, int]:
-    """A randomly initialised torchvision 2D CNN (no download) mapping (B, C, H, W) → (B, F); returns it and F."""
+def slice_encoder(name: str, in_channels: int = 1, width: int | None = None) -> tuple[nn.Module, int]:
+    """A randomly initialised 2D CNN (no download) mapping (B, C, H, W) → (B, F); returns it and F.
+
+    The torchvision network ``name``; with ``width`` (ResNet-18 only), this library's 2D ResNet-18 of that base
+    width instead (F = 8 · width), for a CPU budget: torchvision's ResNet-18 has the standard width 64 only.
+    """
+    if width is not None:
+        if name != "resnet18":
+            raise ValueError(f"a width is only available for resnet18, got {name!r} with width {width}")
+        net = resnet2d18(in_channels, width)
+        return net, net.feature_dim
     if name in ENCODERS and name.startswith("resnet"):
         net = getattr(tv, name)(weights=None)
         old = net.conv1
@@ -94,11 +105,12 @@ class MILGrader(nn.Module):
 
     def __init__(self, encoder: str = "resnet18", in_channels: int = 1, num_classes: int = 3,
                  lstm_hidden: int | None = None, lstm_layers: int = 2, lstm_dropout: float = 0.1,
-                 head_dropout: float = 0.0, aggregator: str = "bilstm", shared_attention: bool = False):
+                 head_dropout: float = 0.0, aggregator: str = "bilstm", shared_attention: bool = False,
+                 encoder_width: int | None = None):
         super().__init__()
         if aggregator not in AGGREGATORS:
             raise ValueError(f"unknown aggregator {aggregator!r}; choose one of {AGGREGATORS}")
-        self.encoder, dim = slice_encoder(encoder, in_channels)
+        self.encoder, dim = slice_encoder(encoder, in_channels, encoder_width)
         self.mil = BiLSTMAttentionMIL(dim, lstm_hidden or dim // 2, lstm_layers, lstm_dropout,
                                       lstm=aggregator == "bilstm", shared_attention=shared_attention)
         self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(self.mil.output_dim, num_classes))

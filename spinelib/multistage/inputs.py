@@ -22,8 +22,9 @@ import torch.nn.functional as F
 
 from spinelib.constants import AXIAL_T2, CONDITIONS, LEVELS, SAGITTAL_T1, SAGITTAL_T2, SERIES_TYPES
 from spinelib.crops.geometry import to_uint8
-from spinelib.data.dicom import Volume, read_header, read_series
+from spinelib.data.dicom import InstanceReadError, Volume, read_header, read_series
 from spinelib.data.rsna import read_series_descriptions
+from spinelib.data.series_type import infer_series_type
 from spinelib.multistage.geometry import Geometry
 
 log = logging.getLogger(__name__)
@@ -104,9 +105,11 @@ def study_series(study_dir: Path, descriptions: pd.DataFrame | None = None) -> p
     """(study_id, series_id, series_description) of a study folder ``<images>/<study_id>/<series_id>/``.
 
     Descriptions come from ``descriptions`` when given, else from a
-    ``*_series_descriptions.csv`` two folders up (the RSNA layout), else from
-    each series' DICOM SeriesDescription. Series of other types are dropped
-    with a log line.
+    ``*_series_descriptions.csv`` two folders up (the RSNA layout). A series
+    the CSV does not list gets the type :func:`infer_series_type` reads from
+    its first file's header (orientation, description, echo/repetition
+    times); where the CSV lists it, the CSV wins and a disagreeing header is
+    logged as a warning. Series of other types are dropped with a log line.
     """
     study_dir = Path(study_dir)
     if not study_dir.is_dir():
@@ -119,20 +122,34 @@ def study_series(study_dir: Path, descriptions: pd.DataFrame | None = None) -> p
             if (table["study_id"] == study_id).any():
                 descriptions = table
                 break
+    if descriptions is not None and "study_id" in descriptions:
+        descriptions = descriptions[descriptions["study_id"].astype(int) == study_id]
     known = {} if descriptions is None else dict(zip(descriptions["series_id"].astype(int),
                                                       descriptions["series_description"].astype(str)))
     rows = []
     for folder in folders:
-        description = known.get(int(folder.name))
-        if description is None:
-            first = next(iter(sorted(folder.glob("*.dcm"))), None)
-            description = read_header(first)["series_description"] if first is not None else ""
-        description = {d.lower(): d for d in SERIES_TYPES}.get(description.strip().lower())
+        listed = known.get(int(folder.name))
+        listed = None if listed is None else {d.lower(): d for d in SERIES_TYPES}.get(listed.strip().lower())
+        inferred = _inferred_type(folder, study_id)
+        if listed is not None and inferred is not None and inferred != listed:
+            log.warning("study %s: series %s is %r in the descriptions CSV but its DICOM header looks like %r; "
+                        "kept the CSV's", study_id, folder.name, listed, inferred)
+        description = listed if listed is not None else inferred
         if description is None:
             log.warning("study %s: series %s is not one of %s; ignored", study_id, folder.name, SERIES_TYPES)
             continue
         rows.append((study_id, int(folder.name), description))
     return pd.DataFrame(rows, columns=["study_id", "series_id", "series_description"])
+
+
+def _inferred_type(folder: Path, study_id: int) -> str | None:
+    """:func:`infer_series_type` of the series' first readable header; None (logged) when there is none."""
+    for path in sorted(folder.glob("*.dcm"))[:3]:   # a broken first file should not hide the series
+        try:
+            return infer_series_type(read_header(path))
+        except (InstanceReadError, OSError) as err:
+            log.warning("study %s: header of %s unreadable (%s)", study_id, path, err)
+    return None
 
 
 def read_study(study_dir: Path, series: pd.DataFrame, stack_depth: int, stack_size: int, slice_size: int,

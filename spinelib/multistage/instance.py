@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from spinelib.models.resnet3d import ResNet3d
+from spinelib.models.resnet import ResNet3d
 
 
 class InstanceNet(nn.Module):

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from spinelib.multistage.cohort import Cohort
 from spinelib.multistage.geometry import to_patient
 from spinelib.multistage.instance import error_table
 from spinelib.multistage.localisation import Localisers, localise_study
+from spinelib.progress import progress_bar
 
 KEYS = ["study_id", "condition", "level"]
 
@@ -24,7 +24,7 @@ def predict_split(cohort: Cohort, loc: Localisers, splits: tuple[str, ...] = ("v
                   progress: bool = True) -> pd.DataFrame:
     """Stage 1 predictions of every study of ``splits`` (one row per condition and level located)."""
     studies = sorted(cohort.series.loc[cohort.series["split"].isin(splits), "study_id"].unique())
-    frames = [localise_study(cohort.study_images(s), loc) for s in tqdm(studies, desc="localise", disable=not progress)]
+    frames = [localise_study(cohort.study_images(s), loc) for s in progress_bar(studies, show=progress, desc="localise")]
     frames = [f for f in frames if len(f)]
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*KEYS, "series_id", "k", "x", "y"])
     split_of = cohort.series.drop_duplicates("study_id").set_index("study_id")["split"]

@@ -66,13 +66,15 @@ def labelled(sources: np.ndarray, index: pd.DataFrame, split: str | None = None)
     return sources[rows], index.iloc[rows].reset_index(drop=True)
 
 
-MODEL_KEYS = ("lstm_hidden", "lstm_layers", "lstm_dropout", "head_dropout", "aggregator", "shared_attention")
+MODEL_KEYS = ("lstm_hidden", "lstm_layers", "lstm_dropout", "head_dropout", "aggregator", "shared_attention",
+              "encoder_width")
 
 
 def build_grader(hp: dict, encoder: str) -> MILGrader:
     """A MIL grader with the model settings of ``hp`` (:data:`MODEL_KEYS`)."""
     return MILGrader(encoder, 1, 3, hp["lstm_hidden"], hp["lstm_layers"], hp["lstm_dropout"], hp["head_dropout"],
-                     aggregator=hp["aggregator"], shared_attention=hp["shared_attention"])
+                     aggregator=hp["aggregator"], shared_attention=hp["shared_attention"],
+                     encoder_width=hp["encoder_width"])
 
 
 def train_grader(train: tuple[np.ndarray, pd.DataFrame], held: tuple[np.ndarray, pd.DataFrame], cfg: BagConfig,
@@ -276,8 +278,8 @@ def load_graders(folder: Path) -> tuple[dict[str, list[MILGrader]], BagConfig, p
     config = json.loads(path.read_text())
     cfg = BagConfig(**{**config["bags"], "ranges": {k: tuple(v) for k, v in config["bags"]["ranges"].items()}})
     models = {}
-    # models written before the ablation switches existed are the paper's design
-    settings = {"aggregator": "bilstm", "shared_attention": False, **config["model"]}
+    # models written before the ablation switches and the encoder width existed are the paper's design
+    settings = {"aggregator": "bilstm", "shared_attention": False, "encoder_width": None, **config["model"]}
     for kind, checkpoints in config["checkpoints"].items():
         models[kind] = []
         for encoder, ckpt in checkpoints:

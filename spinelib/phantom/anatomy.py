@@ -177,8 +177,12 @@ def _posterior(an: Anatomy, s: np.ndarray, a: np.ndarray, l: np.ndarray, lab: np
     lab[lat & (ds > -hd - 2) & (ds < hd + 6) & (a > -rca - 2) & (a < a0 + 4)] = LIGAMENT
     ff = np.where(left, an.fscale[:, 1].astype(f32)[k], an.fscale[:, 0].astype(f32)[k])
     fc_s = 0.2 * hd + 3.5
-    fora = lat & (_ell((ds - fc_s) / (8.5 * ff + 0.3), (a - a0 + 4.0) / (5.5 * (0.2 + 0.8 * ff))) <= 1.0)
+    half_s, half_a = 8.5 * ff + 0.3, 5.5 * (0.2 + 0.8 * ff)     # the foramen's half-axes (mm)
+    fora = lat & (_ell((ds - fc_s) / half_s, (a - a0 + 4.0) / half_a) <= 1.0)
     lab[fora] = FAT
+    # foraminal venous plexus: a fluid-bright core that narrows with the foramen. On STIR the fat is suppressed
+    # (as dark as the ligament around it), so without it the foramen's size would be invisible on that series.
+    lab[fora & (_ell((ds - fc_s) / (0.6 * half_s), (a - a0 + 4.0) / (0.6 * half_a)) <= 1.0)] = FLUID
     lab[fora & (_ell((ds - fc_s - 2.5 * ff) / 2.2, (a - a0 + 4.0) / 2.2) <= 1.0)] = NERVE
     # subarticular recess: CSF around the traversing root, narrowed by the latent
     near = ads < hd + 3

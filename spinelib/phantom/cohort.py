@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from spinelib.constants import (AXIAL_T2, CONDITION_WORDS, CONDITIONS, GRADES, LEVEL_WORDS, LEVELS,
                                 SAGITTAL_T1, SAGITTAL_T2, label_column)
@@ -18,8 +17,9 @@ from spinelib.phantom import render as R
 from spinelib.phantom import series as S
 from spinelib.phantom import severity as V
 from spinelib.phantom.writer import make_uid, write_csv, write_dicom
+from spinelib.progress import progress_bar
 
-VERSION = "3"
+VERSION = "4"
 MISSING = dict(study_labels=0.09, coordinate=0.004, no_t1=0.01, no_t2=0.006, no_axial=0.004, two_axial=0.15)
 SCALE, OFFSET = (700.0, 2100.0), (0.0, 50.0)
 TIMING = {"T1": (550.0, 12.0), "T2": (3500.0, 100.0), "STIR": (4000.0, 60.0)}
@@ -219,7 +219,7 @@ def generate_phantom(out_dir: Path | str, studies: int = 300, seed: int = 0, *, 
         it = pool.imap(_job, jobs, chunksize=1)
     else:
         pool, it = None, map(_job, jobs)
-    results = list(tqdm(it, total=len(jobs), desc="phantom", unit="study", disable=not progress))
+    results = list(progress_bar(it, show=progress, total=len(jobs), desc="phantom", unit="study"))
     if pool is not None:
         pool.close()
         pool.join()

@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from spinelib.augment import VolumeAugment
 from spinelib.crops.store import CropStore
@@ -36,7 +35,8 @@ from spinelib.losses.ordinal import (corn_loss, corn_probabilities, inverse_freq
 from spinelib.losses.ranking import deep_rank_svm_loss, ranknet_loss, spineranknet_loss
 from spinelib.metrics import boundary_auc, recall_per_class
 from spinelib.models.ranking import SCORE_OBJECTIVES, OrdinalModel
-from spinelib.models.resnet3d import resnet3d18
+from spinelib.models.resnet import resnet3d18
+from spinelib.progress import progress_bar
 from spinelib.tasks import TaskSet, volume_labels
 from spinelib.train import FitResult, TrainConfig, fit, load_checkpoint, make_loader, resolve_device, seed_everything
 from spinelib.tta import View, apply_view
@@ -413,7 +413,7 @@ def predict_tta(models: dict[str, OrdinalModel], dataset: VolumeDataset, tasks: 
     groups: dict[int, list[str]] = {}
     for name, model in models.items():
         groups.setdefault(id(model.encoder), []).append(name)
-    for x, _, idx in tqdm(loader, desc="TTA batches", disable=not progress, mininterval=2.0):
+    for x, _, idx in progress_bar(loader, show=progress, desc="TTA batches", mininterval=2.0):
         x, rows = x.to(dev), idx.numpy()
         for view in views:
             xv = apply_view(x, view)

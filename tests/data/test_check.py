@@ -42,11 +42,12 @@ def test_report_counts_and_locates_every_fault(faulty_root):
     assert [f["path"] for f in report["instances_failed"]] == [truncated]
     assert report["labels"] == 74 and report["labels_missing"] == 1
     assert report["grade_counts"]["spinal_canal_stenosis"] == {"Normal/Mild": 13, "Moderate": 1, "Severe": 1}
-    assert report["coordinates"] == 9
+    assert report["coordinates"] == 10 and report["coordinates_duplicated"] == 1
 
     reasons = {(r["study_id"], r["series_id"], r["instance_number"]): r["reason"]
                for r in report["coordinates_unmatched_rows"]}
     assert reasons == {(1001, 13, 2): "x/y outside the image", (1001, 13, 9): "instance file missing"}
+    assert [r["line"] for r in report["coordinates_unmatched_rows"]] == [8, 9]
     assert report["coordinates_unmatched"] == 2
 
     assert report["studies_missing_series"] == {"Sagittal T1": 1, "Sagittal T2/STIR": 1, "Axial T2": 1}
@@ -55,12 +56,27 @@ def test_report_counts_and_locates_every_fault(faulty_root):
         {"study_id": 1002, "series_id": 23, "series_description": "Axial T2"}]
 
     problems = "\n".join(report["problems"])
-    assert "duplicated coordinate rows on lines [2, 10]" in problems
+    assert "duplicated" not in problems   # a repeated annotation is not a fault by itself
+    assert "train_label_coordinates.csv line 9: " in problems and "instance file missing" in problems
     assert truncated in problems
     assert "series description mismatch" in problems and "Sagittal T1" in problems
     assert report["series_description_mismatches"] == 1
     text = format_report(report)
     assert truncated in text and "instance file missing" in text
+
+
+def test_a_repeated_annotation_is_checked_like_any_other_row(tmp_path, rsna):
+    # a second annotation of 1001 spinal canal L1/L2 on a missing instance, after a valid first one
+    repeat = (1001, 11, 7, "Spinal Canal Stenosis", "L1/L2", 10.0, 5.0)     # file line 8
+    outside = (1001, 11, 3, "Spinal Canal Stenosis", "L1/L2", 99.0, 5.0)    # file line 9
+    root = rsna.write_csvs(tmp_path / "rsna", coordinates=rsna.COORDINATES + [repeat, outside])
+    rsna.write_images(root)
+    report = check_dataset(root, progress=False)
+    assert report["coordinates"] == 8 and report["coordinates_duplicated"] == 2
+    assert [(r["line"], r["instance_number"], r["reason"]) for r in report["coordinates_unmatched_rows"]] == [
+        (8, 7, "instance file missing"), (9, 3, "x/y outside the image")]
+    assert any(p.startswith(str(root / "train_label_coordinates.csv") + " line 8:") for p in report["problems"])
+    assert "line 9" in format_report(report)
 
 
 def test_unreadable_instance_of_a_coordinate(tmp_path, rsna):

@@ -7,9 +7,11 @@ import pytest
 
 from spinelib.constants import CONDITIONS, LEVELS
 from spinelib.data.rsna import (
+    ALL_COORDINATE_COLUMNS,
     LABEL_COLUMNS,
     DataFormatError,
     read_dataset,
+    read_coordinates,
     read_labels,
     read_series_descriptions,
     series_dir,
@@ -99,18 +101,39 @@ def test_missing_column_is_a_format_error(rsna_csvs):
         read_labels(rsna_csvs)
 
 
-def test_duplicated_coordinates_keep_the_first_and_are_reported(tmp_path, rsna):
-    duplicate = (1001, 11, 3, "Spinal Canal Stenosis", "L1/L2", 30.0, 30.0)
+def test_repeated_annotations_are_all_kept_and_labels_use_the_first(tmp_path, rsna):
+    duplicate = (1001, 11, 3, "Spinal Canal Stenosis", "L1/L2", 30.0, 30.0)   # file line 8
     root = rsna.write_csvs(tmp_path, coordinates=rsna.COORDINATES + [duplicate])
     problems: list[str] = []
     labels = read_labels(root, problems)
     row = _row(labels, 1001, "spinal_canal_stenosis", "l1_l2")
     assert (row.instance_number, row.x, row.y) == (2, 10.0, 5.0)
-    assert len(labels) == 50
-    assert len(problems) == 1
-    assert "train_label_coordinates.csv" in problems[0]
-    assert "[2, 8]" in problems[0] and "1001" in problems[0]
-    assert "spinal_canal_stenosis" in problems[0] and "l1_l2" in problems[0]
+    assert len(labels) == 50 and problems == []
+    coords = read_coordinates(root)
+    assert list(coords.columns) == list(ALL_COORDINATE_COLUMNS)
+    assert len(coords) == 7 and coords["line"].tolist() == list(range(2, 9))
+    same = coords[(coords.study_id == 1001) & (coords.condition == "spinal_canal_stenosis")
+                  & (coords.level == "l1_l2")]
+    assert same["line"].tolist() == [2, 8] and same["used"].tolist() == [True, False]
+    assert same["instance_number"].tolist() == [2, 3]
+    assert read_dataset(root).coordinates.equals(coords)
+
+
+def test_an_annotation_on_the_usual_series_type_is_preferred(tmp_path, rsna):
+    # the first row of the label sits on the Sagittal T1 series; the second on the Sagittal T2/STIR one
+    wrong = (1002, 22, 1, "Spinal Canal Stenosis", "L3/L4", 5.0, 6.0)
+    coordinates = [wrong] + rsna.COORDINATES
+    root = rsna.write_csvs(tmp_path, coordinates=coordinates)
+    row = _row(read_labels(root), 1002, "spinal_canal_stenosis", "l3_l4")
+    assert (row.series_id, row.x, row.y, row.series_description) == (21, 15.0, 18.0, "Sagittal T2/STIR")
+    coords = read_coordinates(root)
+    assert not coords.set_index("line")["used"][2]
+    assert coords["used"].sum() == 6
+
+
+def test_without_repeats_every_row_is_used(rsna_csvs):
+    coords = read_coordinates(rsna_csvs)
+    assert coords["used"].all() and coords["labelled"].all() and len(coords) == 6
 
 
 def test_coordinates_of_unlabelled_study_are_dropped_with_a_problem(tmp_path, rsna):
@@ -120,6 +143,9 @@ def test_coordinates_of_unlabelled_study_are_dropped_with_a_problem(tmp_path, rs
     labels = read_labels(root, problems)
     assert 9999 not in set(labels.study_id)
     assert any("9999" in p and "not in train.csv" in p for p in problems)
+    coords = read_coordinates(root)
+    stray_row = coords[coords.study_id == 9999]
+    assert len(stray_row) == 1 and not stray_row["labelled"].item() and not stray_row["used"].item()
 
 
 def test_unknown_series_description(rsna_csvs):

@@ -77,3 +77,17 @@ def test_ablation_switches_change_only_what_they_name():
     assert torch.count_nonzero(model.mil.attention[1].weight.grad) > 0   # shared: the aux loss trains the pooling
     with pytest.raises(ValueError, match="aggregator"):
         MILGrader("resnet18", aggregator="lstm_only")
+
+
+def test_a_narrow_encoder_has_8_times_its_width_features_and_a_quarter_of_the_weights():
+    torch.manual_seed(0)
+    narrow, dim = slice_encoder("resnet18", 1, width=32)
+    standard, standard_dim = slice_encoder("resnet18", 1)
+    assert dim == 256 and standard_dim == 512
+    assert narrow(torch.randn(3, 1, 64, 40)).shape == (3, 256)
+    n_narrow, n_standard = (sum(p.numel() for p in m.parameters()) for m in (narrow, standard))
+    assert 0.2 < n_narrow / n_standard < 0.3                   # weights (and multiply-adds) scale with width²
+    model = MILGrader("resnet18", encoder_width=32)            # lstm_hidden None: input_dim / 2 (Listing 1)
+    assert model.mil.lstm.hidden_size == 128
+    with pytest.raises(ValueError, match="only available for resnet18"):
+        slice_encoder("efficientnet_b0", 1, width=32)

@@ -16,14 +16,6 @@ def test_soft_clamp_is_bounded_and_increasing():
     assert soft_clamp(torch.tensor(2.0)).item() == pytest.approx(2.0, abs=1e-3)  # ~identity inside (0, S)
 
 
-def test_resnet3d_keeps_the_slice_axis():
-    net = resnet3d18(1, base_width=4)
-    x = torch.randn(2, 1, 12, 64, 128)
-    assert net.feature_map(x).shape == (2, 32, 12, 2, 4)
-    assert net(x).shape == (2, 32)
-    assert resnet3d18(1, 64).feature_dim == 512
-
-
 @pytest.mark.parametrize("head", ["mlp", "linear", "transformer", "kan"])
 def test_score_heads_give_bounded_scores(head):
     model = OrdinalModel(resnet3d18(1, 4), [3, 5], "spineranknet", head=head)

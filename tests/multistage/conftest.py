@@ -18,7 +18,7 @@ TINY_MIL = {
                "right_neural_foraminal_narrowing": [96, 64, 32, 32], "left_subarticular_stenosis": [48, 144, 96, 96],
                "right_subarticular_stenosis": [144, 48, 96, 96]},
     "encoders": ["resnet18"], "lstm_hidden": 16, "lstm_layers": 2, "lstm_dropout": 0.1, "head_dropout": 0.0,
-    "aggregator": "bilstm", "shared_attention": False,
+    "aggregator": "bilstm", "shared_attention": False, "encoder_width": None,
     "folds": 1, "epochs": {"bag_scs": 1, "bag_nfn": 1, "bag_ss": 1}, "batch_size": 16, "lr": 3e-4,
     "weight_decay": 1e-4, "grad_clip": 1.0, "aux_weight": 1.0,
     "class_weights": [1.0, 2.0, 4.0], "brightness_contrast_p": 0.25, "brightness": 0.1, "contrast": 0.2,

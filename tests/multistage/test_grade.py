@@ -23,6 +23,17 @@ def test_grade_writes_a_valid_submission(tiny_phantom, trained, tmp_path, capsys
     assert "wrote 25 rows" in capsys.readouterr().err
 
 
+def test_grade_report_writes_a_page_and_a_png_per_study(tiny_phantom, trained, tmp_path):
+    localisation, mil = trained
+    study = sorted((tiny_phantom / "test_images").iterdir())[0]
+    report = tmp_path / "report"
+    assert main(["grade", str(study), "--out", str(tmp_path / "p.csv"), "--localisation-dir", str(localisation),
+                 "--mil-dir", str(mil), "--report", str(report), "--quiet"]) == 0
+    page = (report / f"{study.name}.html").read_text()
+    assert page.count("<img") >= 3 and page.count("<tr") >= 26          # the views and the 25 rows (+ header)
+    assert (report / f"{study.name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_a_missing_series_type_gives_prior_rows_not_a_crash(tiny_phantom, trained, tmp_path, capsys):
     localisation, mil = trained
     study = sorted((tiny_phantom / "test_images").iterdir())[0]

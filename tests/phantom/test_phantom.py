@@ -189,6 +189,16 @@ def test_within_grade_differences_are_visible():
     assert a > b + 0.03
 
 
+def test_foramen_narrowing_shows_on_t2_and_stir_too():
+    # the ranking volumes are cut from Sagittal T2/STIR: on STIR the foraminal fat is suppressed, so the foramen's
+    # size must show through its fluid-bright venous core (on T2 through fat and veins together)
+    for kind in ("T2", "STIR"):
+        lo, hi = _forced(0.05, 1), _forced(0.30, 1)
+        a = _patch_mean(*lo, A.foramen_point(lo[0], 3, True), kind, "sag", 8.0)
+        b = _patch_mean(*hi, A.foramen_point(hi[0], 3, True), kind, "sag", 8.0)
+        assert a > b + 0.03, kind
+
+
 def test_latent_spreads_over_each_grade_band():
     d = draw_latents_and_grades(20_000, seed=1)
     sev, g = d["severity"], d["grade"]
