@@ -119,6 +119,61 @@ def competition_score(solution: pd.DataFrame, submission: pd.DataFrame) -> dict[
     return scores
 
 
+def study_terms(solution: pd.DataFrame, submission: pd.DataFrame) -> pd.DataFrame:
+    """Per study, the numerator and denominator of each of the four losses (the score's additive parts).
+
+    One row per study (index study_id), columns ``<loss>_num`` = Σ_i w_i (−log p_i[y_i]) and ``<loss>_den`` =
+    Σ_i w_i over the study's rows of that loss, for loss in spinal, foraminal, subarticular, any_severe_spinal
+    (one row of its own per study). :func:`competition_score` equals :func:`score_from_terms` of the column sums;
+    a resample of studies weights these rows, which is how :func:`bootstrap_scores` rescoring stays exact.
+    """
+    check_submission(submission)
+    labelled = solution[solution["grade_index"].notna()][["row_id", "grade_index"]]
+    merged = labelled.merge(submission, on="row_id", how="left")
+    absent = merged[merged["normal_mild"].isna()]["row_id"]
+    if len(absent):
+        raise KeyError(f"{len(absent)} labelled rows have no prediction, e.g. {absent.head(3).tolist()}")
+    merged = merged.join(split_row_id(merged["row_id"]))
+    y_true = merged["grade_index"].to_numpy(dtype=np.int64)
+    proba = np.clip(merged[list(PROBABILITY_COLUMNS)].to_numpy(dtype=float), EPS, 1 - EPS)
+    weight = GRADE_WEIGHTS[y_true]
+    merged["_num"] = -weight * np.log(proba[np.arange(len(y_true)), y_true])
+    merged["_den"] = weight
+    parts = {}
+    for group, conditions in GROUPS.items():
+        rows = merged[merged["condition"].isin(conditions)].groupby("study_id")[["_num", "_den"]].sum()
+        parts[f"{group}_num"], parts[f"{group}_den"] = rows["_num"], rows["_den"]
+    spinal = merged[merged["condition"] == "spinal_canal_stenosis"]
+    per_study = spinal.assign(is_severe=spinal["grade_index"] == 2).groupby("study_id").agg(
+        target=("is_severe", "max"), q=("severe", "max"), weight=("_den", "max"))
+    q = np.clip(per_study["q"].to_numpy(dtype=float), EPS, 1 - EPS)
+    log_likelihood = np.where(per_study["target"].to_numpy(dtype=bool), np.log(q), np.log(1 - q))
+    parts["any_severe_spinal_num"] = pd.Series(-per_study["weight"].to_numpy() * log_likelihood, index=per_study.index)
+    parts["any_severe_spinal_den"] = per_study["weight"]
+    return pd.DataFrame(parts).fillna(0.0).sort_index()
+
+
+LOSSES = (*GROUPS, "any_severe_spinal")
+
+
+def score_from_terms(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """Competition score from summed terms (..., 4): the nan-mean over the four losses of num / den."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        losses = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    return np.nanmean(losses, axis=-1)
+
+
+def bootstrap_scores(terms: pd.DataFrame, weights: np.ndarray) -> np.ndarray:
+    """Competition scores (n_boot,) of resampled studies: study s counted ``weights[:, s]`` times (n_boot, S).
+
+    Each loss of a resample is Σ_s c_s num_s / Σ_s c_s den_s, exactly what scoring the resampled studies' rows
+    gives, computed for every resample at once.
+    """
+    num = np.asarray(weights, dtype=float) @ terms[[f"{loss}_num" for loss in LOSSES]].to_numpy()
+    den = np.asarray(weights, dtype=float) @ terms[[f"{loss}_den" for loss in LOSSES]].to_numpy()
+    return score_from_terms(num, den)
+
+
 def solution_from_labels(labels: pd.DataFrame) -> pd.DataFrame:
     """Long-form labels (study_id, condition, level, grade_index) → solution rows (row_id, grade_index)."""
     row_id = labels["study_id"].astype("int64").astype(str) + "_" + labels["condition"].astype(str) + "_" \

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spinelib.competition import competition_score, row_ids, split_row_id, weighted_log_loss
+from spinelib.competition import PROBABILITY_COLUMNS, competition_score, row_ids, split_row_id, weighted_log_loss
+from spinelib.constants import CONDITIONS, LEVELS
 
 
 def _frames(rows: list[tuple[str, int, tuple[float, float, float]]]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -81,3 +82,29 @@ def test_row_ids_round_trip():
     parts = split_row_id(ids)
     assert set(parts["study_id"]) == {42} and parts["level"].iloc[-1] == "l5_s1"
     assert parts["condition"].iloc[-1] == "right_subarticular_stenosis"
+
+
+def test_study_terms_rescore_exactly_and_resamples_equal_scoring_the_repeated_rows():
+    """The per-study terms give competition_score back, and a resample's score equals scoring its rows."""
+    from spinelib.competition import bootstrap_scores, competition_score, study_terms
+
+    rng = np.random.default_rng(0)
+    studies = [11, 12, 13]
+    rows = [f"{s}_{c}_{lv}" for s in studies for c in CONDITIONS for lv in LEVELS]
+    solution = pd.DataFrame({"row_id": rows, "grade_index": rng.integers(0, 3, len(rows)).astype(float)})
+    solution.loc[3, "grade_index"] = np.nan                        # an unlabelled row is dropped
+    proba = rng.dirichlet(np.ones(3), len(rows))
+    submission = pd.DataFrame(proba, columns=list(PROBABILITY_COLUMNS)).assign(row_id=rows)
+    terms = study_terms(solution, submission)
+    assert list(terms.index) == studies
+    once = bootstrap_scores(terms, np.ones((1, 3)))[0]
+    assert once == pytest.approx(competition_score(solution, submission)["score"])
+    # study 11 twice, 12 never, 13 once == scoring those rows with study 11's rows renamed as a fourth study
+    def as_study_99(frame):
+        part = frame[frame["row_id"].str.startswith("11_")]
+        return part.assign(row_id=part["row_id"].str.replace("11_", "99_", n=1))
+
+    twice, sub_twice = as_study_99(solution), as_study_99(submission)
+    keep = ~solution["row_id"].str.startswith("12_")
+    resampled = competition_score(pd.concat([solution[keep], twice]), pd.concat([submission[keep], sub_twice]))
+    assert bootstrap_scores(terms, np.array([[2, 0, 1]]))[0] == pytest.approx(resampled["score"])

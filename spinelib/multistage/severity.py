@@ -24,7 +24,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from spinelib.competition import GRADE_WEIGHTS, PROBABILITY_COLUMNS, competition_score, weighted_log_loss
+from spinelib.competition import (GRADE_WEIGHTS, PROBABILITY_COLUMNS, bootstrap_scores, competition_score,
+                                  study_terms, weighted_log_loss)
 from spinelib.constants import CONDITIONS, LEVELS
 from spinelib.bootstrap import bootstrap_ordinal_weighted, paired_difference, patient_weights, percentile_interval
 from spinelib.metrics import ORDINAL_COLUMNS, boundary_scores_from_proba, ordinal_summary
@@ -215,6 +216,13 @@ def paired_metrics_by(predictions: pd.DataFrame, by: list[str], column: str = "c
 
 def submission_score(predictions: pd.DataFrame, labels: pd.DataFrame, prior: pd.DataFrame) -> dict[str, float]:
     """Competition metric over every labelled row of the studies in ``labels``; rows not predicted get the prior."""
+    solution, submission, missing = scored_rows(predictions, labels, prior)
+    return {**competition_score(solution, submission), "rows_from_prior": missing}
+
+
+def scored_rows(predictions: pd.DataFrame, labels: pd.DataFrame,
+                prior: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """(solution, submission, rows filled from the prior) of the labelled rows, as the competition scores them."""
     keys = ["study_id", "condition", "level"]
     rows = labels[keys + ["grade_index"]].merge(predictions[keys + list(PROBABILITY_COLUMNS)], on=keys, how="left")
     rows[list(PROBABILITY_COLUMNS)] = rows[list(PROBABILITY_COLUMNS)].astype(np.float64)
@@ -224,9 +232,40 @@ def submission_score(predictions: pd.DataFrame, labels: pd.DataFrame, prior: pd.
     proba = rows[list(PROBABILITY_COLUMNS)].to_numpy(float)
     rows[list(PROBABILITY_COLUMNS)] = proba / proba.sum(axis=1, keepdims=True)
     row_id = rows["study_id"].astype(str) + "_" + rows["condition"] + "_" + rows["level"]
-    scores = competition_score(pd.DataFrame({"row_id": row_id, "grade_index": rows["grade_index"]}),
-                               rows[list(PROBABILITY_COLUMNS)].assign(row_id=row_id))
-    return {**scores, "rows_from_prior": int(missing.sum())}
+    return (pd.DataFrame({"row_id": row_id, "grade_index": rows["grade_index"]}),
+            rows[list(PROBABILITY_COLUMNS)].assign(row_id=row_id), int(missing.sum()))
+
+
+def paired_score_differences(predictions: pd.DataFrame, labels: pd.DataFrame, prior: pd.DataFrame,
+                             column: str = "model", reference: str = "full", n_boot: int = 1000, seed: int = 0,
+                             level: float = 0.95) -> pd.DataFrame:
+    """Competition score of each ``column`` value minus the ``reference``'s, per coordinates, with paired intervals.
+
+    ``predictions`` holds rows of every model (``column``) and ``coordinates``; each model's rows are scored as
+    :func:`submission_score` does. The studies of ``labels`` are resampled with replacement (one study per
+    patient: the patient bootstrap), the same resamples for every model, and each resample is rescored exactly
+    from per-study loss terms (:func:`spinelib.competition.bootstrap_scores`). Index (model, coordinates); columns
+    score, reference_score, diff, low, high, excludes_zero (a positive diff: the model scores worse, lower is
+    better).
+    """
+    studies = np.sort(labels["study_id"].unique())
+    weights = patient_weights(studies, n_boot, seed)            # (n_boot, S): one study per patient
+    rows = []
+    for coordinates, group in predictions.groupby("coordinates", sort=False):
+        scored = {}
+        for model, part in group.groupby(column, sort=False):
+            terms = study_terms(*scored_rows(part, labels, prior)[:2]).reindex(studies, fill_value=0.0)
+            point = float(bootstrap_scores(terms, np.ones((1, len(terms))))[0])   # every study once: the score
+            scored[model] = (point, bootstrap_scores(terms, weights))
+        if reference not in scored:
+            raise KeyError(f"no {column} {reference!r} among {list(scored)} ({coordinates} points)")
+        for model, (point, boot) in scored.items():
+            if model == reference:
+                continue
+            difference = paired_difference(point, scored[reference][0], boot, scored[reference][1], level)
+            rows.append({column: model, "coordinates": coordinates, "score": point,
+                         "reference_score": scored[reference][0], **difference})
+    return pd.DataFrame(rows).set_index([column, "coordinates"])
 
 
 def train_graders(sources: dict[str, tuple[np.ndarray, pd.DataFrame]], cfg: BagConfig, hp: dict,

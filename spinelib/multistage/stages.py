@@ -22,7 +22,7 @@ from spinelib.multistage.bags import BagConfig, build_sources
 from spinelib.multistage.cohort import load_cohort, study_splits
 from spinelib.multistage.localisation import train_localisers
 from spinelib.multistage.severity import (KINDS, grade_prior, metrics_by, paired_metrics_by, predict_rows,
-                                          submission_score, train_graders)
+                                          paired_score_differences, submission_score, train_graders)
 
 KEYS = ["study_id", "condition", "level"]
 
@@ -145,6 +145,17 @@ def run_ablations(run: dict, hp: dict, names: list[str], out_dir: Path, kinds: l
               for (model, coordinates), group in predictions.groupby(["model", "coordinates"], sort=False)}
     table = pd.Series(scores).unstack()
     return {"predictions": predictions, "scores": table.rename_axis(index="model", columns="coordinates")}
+
+
+def ablation_score_differences(predictions: pd.DataFrame, run: dict, n_boot: int = 1000,
+                               seed: int = 0) -> pd.DataFrame:
+    """Each ablation's competition score minus the full model's, per coordinates, with paired patient intervals.
+
+    ``predictions``: :func:`run_ablations`' rows (column ``model``); ``run``: :func:`run_mil`'s result (its test
+    labels and prior). Index (model, coordinates); a positive ``diff`` means the ablated model scores worse.
+    """
+    table = paired_score_differences(predictions, run["test_labels"], run["prior"], "model", "full", n_boot, seed)
+    return table.round({"score": 4, "reference_score": 4, "diff": 4, "low": 4, "high": 4})
 
 
 def ablation_differences(predictions: pd.DataFrame, n_boot: int = 1000, seed: int = 0,

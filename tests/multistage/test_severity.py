@@ -60,3 +60,24 @@ def test_paired_comparison_of_coordinates():
     wrong = predicted.assign(normal_mild=1.0, moderate=0.0, severe=0.0)  # everything Normal/Mild
     versus = paired_metrics_by(pd.concat([annotated, wrong]), ["condition"], n_boot=100)
     assert (versus.xs("mae", level="metric")["diff"] != 0).any()
+
+
+def test_paired_score_differences_rescore_each_model_on_the_same_study_resamples():
+    from spinelib.constants import CONDITIONS, LEVELS
+    from spinelib.multistage.severity import paired_score_differences, submission_score
+
+    rng = np.random.default_rng(1)
+    keys = pd.DataFrame([(s, c, lv) for s in range(30) for c in CONDITIONS for lv in LEVELS],
+                        columns=["study_id", "condition", "level"])
+    labels = keys.assign(grade_index=rng.choice([0, 1, 2], len(keys), p=[0.7, 0.2, 0.1]).astype(float))
+    truth = np.eye(3)[labels["grade_index"].astype(int)]
+    good = keys.assign(**dict(zip(PROBABILITY_COLUMNS, (0.8 * truth + 0.2 / 3).T)))
+    noisy = keys.assign(**dict(zip(PROBABILITY_COLUMNS, rng.dirichlet(np.ones(3), len(keys)).T)))
+    prior = keys[["condition", "level"]].drop_duplicates().assign(normal_mild=0.7, moderate=0.2, severe=0.1)
+    frame = pd.concat([good.assign(model="full"), noisy.assign(model="noisy"), good.assign(model="same")])
+    table = paired_score_differences(frame.assign(coordinates="annotated"), labels, prior, n_boot=200)
+    assert list(table.index) == [("noisy", "annotated"), ("same", "annotated")]
+    noisy_row, same_row = table.loc[("noisy", "annotated")], table.loc[("same", "annotated")]
+    assert np.isclose(noisy_row["score"], submission_score(noisy, labels, prior)["score"])   # the point: the score
+    assert noisy_row["diff"] > 0 and noisy_row["low"] > 0 and noisy_row["excludes_zero"]  # worse, and shown so
+    assert same_row["diff"] == 0 and same_row["low"] == 0 == same_row["high"]          # paired: identical models
