@@ -84,6 +84,17 @@ def weighted_log_loss(y_true: np.ndarray, proba: np.ndarray, class_weights: np.n
     return sample_weighted_log_loss(y_true, proba, np.asarray(class_weights, dtype=float)[y_true])
 
 
+def _labelled_rows(solution: pd.DataFrame, submission: pd.DataFrame) -> pd.DataFrame:
+    """Labelled solution rows with their predictions and study_id, condition, level (KeyError: rows not predicted)."""
+    check_submission(submission)
+    labelled = solution[solution["grade_index"].notna()][["row_id", "grade_index"]]
+    merged = labelled.merge(submission, on="row_id", how="left")
+    absent = merged[merged["normal_mild"].isna()]["row_id"]
+    if len(absent):
+        raise KeyError(f"{len(absent)} labelled rows have no prediction, e.g. {absent.head(3).tolist()}")
+    return merged.join(split_row_id(merged["row_id"]))
+
+
 def competition_score(solution: pd.DataFrame, submission: pd.DataFrame) -> dict[str, float]:
     """The four group losses and their mean (``score``).
 
@@ -91,13 +102,7 @@ def competition_score(solution: pd.DataFrame, submission: pd.DataFrame) -> dict[
     dropped); ``submission``: row_id and the three probability columns. Every
     labelled row must have a prediction (a ``KeyError`` names the missing ones).
     """
-    check_submission(submission)
-    labelled = solution[solution["grade_index"].notna()][["row_id", "grade_index"]]
-    merged = labelled.merge(submission, on="row_id", how="left")
-    absent = merged[merged["normal_mild"].isna()]["row_id"]
-    if len(absent):
-        raise KeyError(f"{len(absent)} labelled rows have no prediction, e.g. {absent.head(3).tolist()}")
-    merged = merged.join(split_row_id(merged["row_id"]))
+    merged = _labelled_rows(solution, submission)
     y_true = merged["grade_index"].to_numpy(dtype=np.int64)
     proba = merged[list(PROBABILITY_COLUMNS)].to_numpy(dtype=float)
     scores: dict[str, float] = {}
@@ -127,13 +132,7 @@ def study_terms(solution: pd.DataFrame, submission: pd.DataFrame) -> pd.DataFram
     (one row of its own per study). :func:`competition_score` equals :func:`score_from_terms` of the column sums;
     a resample of studies weights these rows, which is how :func:`bootstrap_scores` rescoring stays exact.
     """
-    check_submission(submission)
-    labelled = solution[solution["grade_index"].notna()][["row_id", "grade_index"]]
-    merged = labelled.merge(submission, on="row_id", how="left")
-    absent = merged[merged["normal_mild"].isna()]["row_id"]
-    if len(absent):
-        raise KeyError(f"{len(absent)} labelled rows have no prediction, e.g. {absent.head(3).tolist()}")
-    merged = merged.join(split_row_id(merged["row_id"]))
+    merged = _labelled_rows(solution, submission)
     y_true = merged["grade_index"].to_numpy(dtype=np.int64)
     proba = np.clip(merged[list(PROBABILITY_COLUMNS)].to_numpy(dtype=float), EPS, 1 - EPS)
     weight = GRADE_WEIGHTS[y_true]
