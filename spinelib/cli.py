@@ -56,7 +56,8 @@ def _grade(args: argparse.Namespace) -> int:
     root_mode = len(paths) == 1 and is_dataset_root(paths[0])
     try:
         result = grade_cohort(paths, _models_dir(args.localisation_dir), _models_dir(args.mil_dir),
-                              progress=not args.quiet, report_dir=Path(args.report) if args.report else None)
+                              progress=not args.quiet, report_dir=Path(args.report) if args.report else None,
+                              ranking_dir=_models_dir(args.ranking_dir), params_dir=_models_dir(args.params_dir))
     except FileNotFoundError as err:
         print(f"cannot grade: {err}", file=sys.stderr)
         return 2
@@ -113,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--localisation-dir", default="models/localisation", help="Stage 1 checkpoints (notebook 08)")
     p.add_argument("--mil-dir", default="models/mil", help="Stage 2 checkpoints (notebook 09)")
+    p.add_argument("--ranking-dir", default="models/ranking",
+                   help="ranking runs (notebook 04): with --report, each disc's continuous severity (if present)")
+    p.add_argument("--params-dir", default="params", help="params of the ranking and crop stages (with --ranking-dir)")
     p.set_defaults(func=_grade)
     return parser
 

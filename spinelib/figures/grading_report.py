@@ -63,6 +63,10 @@ class StudyView:
     points: pd.DataFrame
     slices: dict[tuple[int, int], np.ndarray]
     problems: list[str] = field(default_factory=list)
+    # the ranking study's continuous severity per level and task (spinelib.multistage.disc_scores), when its
+    # models were given: columns level, task, score, spread; ``ranking_note`` says which run, or why there is none
+    ranking: pd.DataFrame | None = None
+    ranking_note: str = ""
 
 
 def study_view(study_id: int, images: dict, volumes: dict, points: pd.DataFrame,
@@ -325,6 +329,20 @@ td.g0 { background: #4caf50; } td.g1 { background: #ff9800; } td.g2 { background
 """
 
 
+def ranking_table(view: StudyView) -> str:
+    """The continuous severity section: one row per level, one column per task, "score ± spread" (HTML)."""
+    if view.ranking is None or view.ranking.empty:
+        return f"<p>{html.escape(view.ranking_note)}</p>" if view.ranking_note else ""
+    cells = [f"{score:.2f} ± {spread:.2f}" for score, spread in zip(view.ranking["score"], view.ranking["spread"])]
+    frame = view.ranking.assign(cell=cells)
+    table = frame.pivot(index="level", columns="task", values="cell")[list(dict.fromkeys(frame["task"]))]
+    head = "".join(f"<th>{html.escape(t.replace('_', ' '))}</th>" for t in table.columns)
+    body = "".join(f"<tr><td>{html.escape(str(level))}</td>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row)
+                   + "</tr>" for level, row in table.iterrows())
+    return (f"<h2>Continuous severity (ranking study)</h2>\n<p>{html.escape(view.ranking_note)}</p>\n"
+            f"<table><tr><th>level</th>{head}</tr>{body}</table>")
+
+
 def _section(heading: str, panels: list[Panel]) -> str:
     parts = [f"<h2>{html.escape(heading)}</h2>"]
     for panel in panels:
@@ -375,6 +393,7 @@ without a point comes from the training prior. Series read: {html.escape(_series
 {_section("Axial T2: subarticular recesses", axial)}
 <h2>Grades ({len(graded)} rows)</h2>
 {rows_table(rows, view)}
+{ranking_table(view)}
 </body></html>
 """
     html_path.write_text(page, encoding="utf-8")

@@ -58,6 +58,8 @@ class Grader:
     # study's Stage 1 points and the native slices they sit on in views[study_id]; pop them once written.
     keep_views: bool = False
     views: dict[int, "StudyView"] = field(default_factory=dict)
+    # Optional: a ranking run that adds each disc's continuous severity to the report (spinelib.multistage.disc_scores)
+    scorer: "DiscScorer | None" = None
 
     @classmethod
     def load(cls, localisation_dir: Path | str, mil_dir: Path | str) -> "Grader":
@@ -85,6 +87,8 @@ class Grader:
             from spinelib.figures.grading_report import study_view  # matplotlib only when a report is asked for
 
             self.views[study_id] = study_view(study_id, images, volumes, points, problems)
+            if self.scorer is not None:
+                self._disc_scores(self.views[study_id], points, volumes)
         graded = self._grade_points(study_id, points, volumes)
         rows = pd.DataFrame({"row_id": row_ids(study_id)})
         prior = self.prior.assign(row_id=str(study_id) + "_" + self.prior["condition"] + "_" + self.prior["level"])
@@ -109,6 +113,22 @@ class Grader:
         proba = out[list(PROBABILITY_COLUMNS)].to_numpy(float)
         out[list(PROBABILITY_COLUMNS)] = proba / proba.sum(axis=1, keepdims=True)
         return out
+
+    def _disc_scores(self, view: "StudyView", points: pd.DataFrame, volumes: dict) -> None:
+        """The ranking run's score per level and task at the spinal canal points, into ``view`` (or why not)."""
+        canal = points[points["condition"] == "spinal_canal_stenosis"] if len(points) else points
+        volume = volumes.get(int(canal["series_id"].iloc[0])) if len(canal) else None
+        if volume is None:
+            view.ranking_note = "No continuous scores: no spinal canal point on a Sagittal T2/STIR series."
+            return
+        try:
+            view.ranking, skipped = self.scorer.score(volume, canal)
+        except Exception as err:  # the report must not stop the grading: say why on the page
+            view.ranking_note = f"No continuous scores ({type(err).__name__}: {err})."
+            return
+        view.ranking_note = (f"Run {self.scorer.run}: score per task on the ranking study's scale (0 = healthy), "
+                             f"mean ± std over {len(self.scorer.views)} test-time views of the disc volume cut at "
+                             "the predicted spinal canal point." + "".join(f" Not scored: {s}." for s in skipped))
 
     def prior_rows(self, study_id: int) -> pd.DataFrame:
         """The 25 submission rows of a study, every one the training prior."""
@@ -225,7 +245,8 @@ def _root_studies(root: Path) -> tuple[Path, pd.DataFrame | None, list[int], lis
 
 def grade_cohort(paths: list[Path] | Path, localisation_dir: Path, mil_dir: Path, *,
                  progress: bool = True, grader: Grader | None = None,
-                 report_dir: Path | None = None) -> CohortGrades:
+                 report_dir: Path | None = None, ranking_dir: Path | None = None,
+                 params_dir: Path | str = "params") -> CohortGrades:
     """Grade a dataset root, or study folders, into one submission.
 
     ``paths`` is one dataset root (see :func:`is_dataset_root`) or a list of
@@ -234,13 +255,22 @@ def grade_cohort(paths: list[Path] | Path, localisation_dir: Path, mil_dir: Path
     logged), else every study folder with rows sorted by row id; a study that
     fails gets the prior. Study folders are graded as :func:`grade_studies`
     does (an error stops the run). ``grader`` (e.g. one with ``keep_views``)
-    replaces loading the models from the two folders. ``report_dir``: also
+    replaces loading the models from the two folders. ``ranking_dir``, with
+    ``report_dir``: add the ranking run's continuous score per disc to each
+    report (settings from ``params_dir``). ``report_dir``: also
     write each study's grading report there as soon as it is graded
     (:mod:`spinelib.figures.grading_report`), so no study's slices are held
     longer than its own grading.
     """
     grader = Grader.load(localisation_dir, mil_dir) if grader is None else grader
     grader.keep_views = report_dir is not None
+    if report_dir is not None and ranking_dir is not None:
+        from spinelib.multistage.disc_scores import DiscScorer
+
+        try:   # the report's continuous scores are optional: without ranking models it still shows everything else
+            grader.scorer = DiscScorer.load(ranking_dir, params_dir)
+        except (FileNotFoundError, KeyError) as err:
+            log.warning("grading report without continuous scores: %s", err)
 
     def report(rows: pd.DataFrame) -> pd.DataFrame:
         if report_dir is not None:

@@ -190,3 +190,17 @@ def test_grader_keeps_a_view_per_study_only_when_asked(study):
     page = write_report(view, rows, folder.parent / "report").read_text()
     assert "Sagittal T2/STIR series 11 read, but no spinal canal point was localised" in page
     assert len(CONDITIONS) * len(LEVELS) == page.split("<tbody>")[1].count("<tr>")
+
+
+def test_the_continuous_scores_show_as_a_level_by_task_table_or_the_reason_there_are_none(tmp_path):
+    view = _view()
+    view.ranking = pd.DataFrame([{"level": lv, "task": t, "score": 1.5 * j, "spread": 0.25}
+                                 for j, lv in enumerate(LEVELS) for t in ("spinal_canal_stenosis", "pfirrmann")])
+    view.ranking_note = "Run demo: mean ± std over 6 views."
+    page = write_report(view, _rows(), tmp_path).read_text()
+    assert "Continuous severity (ranking study)" in page and "Run demo" in page
+    assert "6.00 ± 0.25" in page and page.count("<td>l") >= len(LEVELS)        # L5/S1: 1.5 · 4 = 6.00
+    bare = _view()
+    bare.ranking_note = "No continuous scores: no spinal canal point on a Sagittal T2/STIR series."
+    page = write_report(bare, _rows(), tmp_path / "b").read_text()
+    assert "Continuous severity (ranking study)" not in page and "No continuous scores" in page

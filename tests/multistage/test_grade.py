@@ -58,3 +58,31 @@ def test_grade_without_models_fails_with_one_line(tiny_phantom, tmp_path, capsys
     assert main(["grade", str(study), "--localisation-dir", str(tmp_path / "none"), "--mil-dir",
                  str(tmp_path / "none")]) == 2
     assert "config.json" in capsys.readouterr().err
+
+
+def test_report_views_carry_each_discs_continuous_score(tiny_phantom, trained):
+    import torch
+
+    from spinelib.constants import LEVELS
+    from spinelib.crops.plan import CropConfig
+    from spinelib.models import OrdinalModel, resnet3d18
+    from spinelib.multistage.disc_scores import DiscScorer
+    from spinelib.multistage.grade import Grader
+    from spinelib.tasks import TaskSet
+    from spinelib.tta import View
+
+    localisation, mil = trained
+    tasks = TaskSet.from_params({"spinal_canal_stenosis": 3})
+    torch.manual_seed(0)
+    model = OrdinalModel(resnet3d18(1, 4), [3], "spineranknet").eval()
+    grader = Grader.load(localisation, mil)
+    grader.keep_views = True
+    grader.scorer = DiscScorer(model, tasks, [View(False, 0, 0, 0)],
+                               CropConfig(volume_slices=4, volume_crop=(32, 64), volume_size=(16, 32)),
+                               field=None, input_size=(16, 32), run="tiny")
+    study = sorted((tiny_phantom / "test_images").iterdir())[0]
+    grader.grade(study)
+    view = grader.views[int(study.name)]
+    assert view.ranking is not None and "Run tiny" in view.ranking_note       # the tiny Stage 1 may miss an image:
+    scored = set(view.ranking["level"])                                      # those levels are named, not scored
+    assert scored and all(level in scored or f"Not scored: {level}" in view.ranking_note for level in LEVELS)
