@@ -71,13 +71,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy import ndimage
-from tqdm.auto import tqdm
 
 from spinelib.constants import SAGITTAL_T1, SAGITTAL_T2
 from spinelib.crops.geometry import resize_stack, to_uint8
 from spinelib.crops.store import allocate
 from spinelib.data.dicom import apply_window, intensity_window
 from spinelib.paths import portable_path
+from spinelib.progress import progress_bar
 from spinelib.splits import SPLITS, assign_splits
 
 log = logging.getLogger(__name__)
@@ -372,7 +372,7 @@ def spider_to_store(root: Path | str, out: Path | str, geometry: Geometry = Geom
     array = allocate(out, "volume", (len(index), geometry.slices, *geometry.size))
     status, frames = {}, {}
     groups = index.groupby(["series_description", "study_id"], sort=False)
-    for _, rows in tqdm(groups, total=groups.ngroups, desc="SPIDER discs", unit="series", disable=not progress):
+    for _, rows in progress_bar(groups, show=progress, total=groups.ngroups, desc="SPIDER discs", unit="series"):
         status.update(_cut_series(root, rows, geometry, array, frames))
     array.flush()
     del array

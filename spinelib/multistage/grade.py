@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from spinelib.competition import PROBABILITY_COLUMNS, row_ids, split_row_id
 from spinelib.constants import CONDITION_SERIES, CONDITION_WORDS, CONDITIONS, LEVEL_WORDS, LEVELS
@@ -36,6 +35,7 @@ from spinelib.multistage.bags import BagConfig, cut_bag, source_region
 from spinelib.multistage.inputs import read_study, study_series
 from spinelib.multistage.localisation import Localisers, localise_study
 from spinelib.multistage.severity import load_graders, predict_bags
+from spinelib.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -284,12 +284,12 @@ def grade_cohort(paths: list[Path] | Path, localisation_dir: Path, mil_dir: Path
     with torch.inference_mode():
         if not root_mode:
             studies = [int(p.name) for p in single]
-            frames = [report(grader.grade(folder)) for folder in tqdm(single, desc="grading", unit="study",
-                                                                      disable=not progress or len(single) < 2)]
+            bar = progress_bar(single, show=progress and len(single) > 1, desc="grading", unit="study")
+            frames = [report(grader.grade(folder)) for folder in bar]
             images, order = None, None
         else:
             images, descriptions, studies, order = _root_studies(single[0])
-            for study in tqdm(studies, desc="grading", unit="study", disable=not progress):
+            for study in progress_bar(studies, show=progress, desc="grading", unit="study"):
                 folder = images / str(study)
                 if not folder.is_dir():
                     text = f"no image folder {folder}; all 25 rows from the prior"
