@@ -2,7 +2,8 @@
 
 ``dvc repro`` leaves each executed notebook, with its outputs, in its stage's results folder (DVC-cached, so not
 in git). :func:`publish` copies them, in study order, to ``docs/notebooks/``: figures are shrunk (at most
-``max_width`` px wide, 256-colour PNG) so that every copy stays under ``max_bytes``, terminal noise on stderr is
+``max_width`` px wide, as a 256-colour PNG or, where smaller, a JPEG: MRI montages are noise-like and compress poorly
+as PNG) so that every copy stays small (under ``max_bytes`` at most), terminal noise on stderr is
 dropped, and ``index.md`` links them with their titles. ``manifest.json`` records the md5 that ``dvc.lock`` holds
 for each executed notebook, so a test can tell when the published copies are older than the committed run.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 import yaml
 from PIL import Image
 
-MAX_BYTES = 2_000_000
+MAX_BYTES = 1_000_000
 MAX_WIDTH = 900
 
 
@@ -40,8 +41,9 @@ def locked_md5(dvc_lock: Path) -> dict[str, str]:
     return {out["path"]: out["md5"] for stage in stages.values() for out in stage.get("outs", []) if "md5" in out}
 
 
-def shrink_png(data: str, max_width: int = MAX_WIDTH) -> str:
-    """A base64 PNG resized to at most ``max_width`` px wide and reduced to 256 colours (base64 in and out)."""
+def shrink_image(data: str, max_width: int = MAX_WIDTH) -> tuple[str, str]:
+    """A base64 PNG resized to at most ``max_width`` px wide: (mime type, base64) of the smaller of a 256-colour PNG
+    and a JPEG (quality 85). Line plots stay PNG (flat colours); image montages become JPEG."""
     image = Image.open(io.BytesIO(base64.b64decode(data)))
     if image.mode in ("RGBA", "LA", "P"):
         # flatten transparency on white, as the notebook page shows it
@@ -51,9 +53,11 @@ def shrink_png(data: str, max_width: int = MAX_WIDTH) -> str:
     image = image.convert("RGB")
     if image.width > max_width:
         image = image.resize((max_width, round(image.height * max_width / image.width)), Image.LANCZOS)
-    out = io.BytesIO()
-    image.quantize(256).save(out, format="PNG", optimize=True)
-    return base64.b64encode(out.getvalue()).decode("ascii")
+    png, jpeg = io.BytesIO(), io.BytesIO()
+    image.quantize(256).save(png, format="PNG", optimize=True)
+    image.save(jpeg, format="JPEG", quality=85, optimize=True)
+    mime, best = min((("image/png", png.getvalue()), ("image/jpeg", jpeg.getvalue())), key=lambda pair: len(pair[1]))
+    return mime, base64.b64encode(best).decode("ascii")
 
 
 def clean_notebook(notebook: dict, max_width: int = MAX_WIDTH) -> dict:
@@ -68,8 +72,9 @@ def clean_notebook(notebook: dict, max_width: int = MAX_WIDTH) -> dict:
                 continue
             data = output.get("data", {})
             if "image/png" in data:
-                png = data["image/png"]
-                data["image/png"] = shrink_png("".join(png) if isinstance(png, list) else png, max_width)
+                png = data.pop("image/png")
+                mime, encoded = shrink_image("".join(png) if isinstance(png, list) else png, max_width)
+                data[mime] = encoded
                 output.get("metadata", {}).pop("image/png", None)   # the original size no longer applies
             outputs.append(output)
         cell["outputs"] = outputs

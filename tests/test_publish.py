@@ -7,6 +7,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from PIL import Image
@@ -66,3 +67,12 @@ def test_committed_copies_match_the_committed_run():
     for entry in manifest:
         assert entry["md5"] == locked[entry["source"]], f"{entry['notebook']} is stale: run `make publish`"
         assert (PUBLISHED / entry["notebook"]).stat().st_size < publish.MAX_BYTES
+
+
+def test_a_noise_like_figure_is_published_as_the_smaller_jpeg():
+    rng = np.random.default_rng(0)
+    out = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(out, format="PNG")
+    mime, data = publish.shrink_image(base64.b64encode(out.getvalue()).decode())
+    assert mime == "image/jpeg" and len(base64.b64decode(data)) < len(out.getvalue())
+    assert Image.open(io.BytesIO(base64.b64decode(data))).size == (400, 300)   # narrower than the limit: kept
