@@ -40,6 +40,13 @@ from spinelib.progress import progress_bar
 log = logging.getLogger(__name__)
 
 
+def _normalised(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with its three probabilities scaled to sum to 1 per row (the submission's rule)."""
+    proba = rows[list(PROBABILITY_COLUMNS)].to_numpy(float)
+    rows[list(PROBABILITY_COLUMNS)] = proba / proba.sum(axis=1, keepdims=True)
+    return rows
+
+
 @dataclass
 class Grader:
     """Stage 1 and Stage 2 models, the bag geometry and the grade prior used for rows that cannot be graded."""
@@ -90,9 +97,7 @@ class Grader:
             if self.scorer is not None:
                 self._disc_scores(self.views[study_id], points, volumes)
         graded = self._grade_points(study_id, points, volumes)
-        rows = pd.DataFrame({"row_id": row_ids(study_id)})
-        prior = self.prior.assign(row_id=str(study_id) + "_" + self.prior["condition"] + "_" + self.prior["level"])
-        out = rows.merge(graded, on="row_id", how="left")
+        out = pd.DataFrame({"row_id": row_ids(study_id)}).merge(graded, on="row_id", how="left")
         out[list(PROBABILITY_COLUMNS)] = out[list(PROBABILITY_COLUMNS)].astype(np.float64)
         missing = out["normal_mild"].isna()
         have = set(series["series_description"])
@@ -108,11 +113,9 @@ class Grader:
             why = "; ".join(f"{reason}: {n}" for reason, n in reasons.items())
             self.summaries.append(f"study {study_id}: {sum(reasons.values())} of {len(out)} rows from the prior "
                                   f"({why})" + "".join(f"; {p}" for p in problems))
-        fill = out[["row_id"]].merge(prior, on="row_id", how="left")
+        fill = self._study_prior(study_id)                        # the same 25 rows in the same order
         out.loc[missing, list(PROBABILITY_COLUMNS)] = fill.loc[missing, list(PROBABILITY_COLUMNS)].to_numpy()
-        proba = out[list(PROBABILITY_COLUMNS)].to_numpy(float)
-        out[list(PROBABILITY_COLUMNS)] = proba / proba.sum(axis=1, keepdims=True)
-        return out
+        return _normalised(out)
 
     def _disc_scores(self, view: "StudyView", points: pd.DataFrame, volumes: dict) -> None:
         """The ranking run's score per level and task at the spinal canal points, into ``view`` (or why not)."""
@@ -133,12 +136,13 @@ class Grader:
     def prior_rows(self, study_id: int) -> pd.DataFrame:
         """The 25 submission rows of a study, every one the training prior."""
         self.rows_from_prior += len(row_ids(study_id))
-        rows = pd.DataFrame({"row_id": row_ids(study_id)})
+        return _normalised(self._study_prior(study_id))
+
+    def _study_prior(self, study_id: int) -> pd.DataFrame:
+        """The training prior of a study's 25 rows: row_id and the three probabilities, in submission order."""
         prior = self.prior.assign(row_id=str(study_id) + "_" + self.prior["condition"] + "_" + self.prior["level"])
-        out = rows.merge(prior[["row_id", *PROBABILITY_COLUMNS]], on="row_id", how="left")
-        proba = out[list(PROBABILITY_COLUMNS)].to_numpy(float)
-        out[list(PROBABILITY_COLUMNS)] = proba / proba.sum(axis=1, keepdims=True)
-        return out
+        rows = pd.DataFrame({"row_id": row_ids(study_id)})
+        return rows.merge(prior[["row_id", *PROBABILITY_COLUMNS]], on="row_id", how="left")
 
     def grade_or_prior(self, study_dir: Path | str, descriptions: pd.DataFrame | None = None) -> pd.DataFrame:
         """:meth:`grade`, or, when that fails for any reason, the prior for all 25 rows (logged)."""
