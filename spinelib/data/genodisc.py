@@ -60,7 +60,6 @@ import json
 import logging
 import pickle
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +68,7 @@ import pandas as pd
 from spinelib.constants import SAGITTAL_T1, SAGITTAL_T2
 from spinelib.crops.geometry import resize_stack, to_uint8
 from spinelib.crops.store import allocate
+from spinelib.data.convert import run_conversion
 from spinelib.data.dicom import apply_window, intensity_window
 from spinelib.paths import portable_path
 
@@ -308,15 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index", default=INDEX_NAME, help=f"index pickle inside ROOT (default {INDEX_NAME})")
     parser.add_argument("--volumes", default=VOLUME_DIR, help=f"volume folder inside ROOT (default {VOLUME_DIR})")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        out = genodisc_to_store(args.root, args.out, tuple(args.crop), tuple(args.size), index_name=args.index,
-                                volume_dir=args.volumes)
-    except GenodiscFormatError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(summary(out))
-    return 0
+    return run_conversion(lambda: genodisc_to_store(args.root, args.out, tuple(args.crop), tuple(args.size),
+                                                    index_name=args.index, volume_dir=args.volumes),
+                          GenodiscFormatError, summary)
 
 
 if __name__ == "__main__":

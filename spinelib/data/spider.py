@@ -64,7 +64,6 @@ import argparse
 import csv
 import json
 import logging
-import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -75,6 +74,7 @@ from scipy import ndimage
 from spinelib.constants import SAGITTAL_T1, SAGITTAL_T2
 from spinelib.crops.geometry import resize_stack, to_uint8
 from spinelib.crops.store import allocate
+from spinelib.data.convert import run_conversion
 from spinelib.data.dicom import apply_window, intensity_window
 from spinelib.paths import portable_path
 from spinelib.progress import progress_bar
@@ -432,17 +432,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="patient split fractions (default %(default)s, as params/crops.yaml)")
     parser.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     geometry = Geometry(args.slices, tuple(args.crop), tuple(args.size), tuple(args.field_mm), args.slice_mm)
     series = (SAGITTAL_T2, SAGITTAL_T1) if args.with_t1 else (SAGITTAL_T2,)
-    try:
-        out = spider_to_store(args.root, args.out, geometry, series=series, fractions=tuple(args.fractions),
-                              seed=args.seed)
-    except SpiderFormatError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(summary(out))
-    return 0
+    return run_conversion(lambda: spider_to_store(args.root, args.out, geometry, series=series,
+                                                  fractions=tuple(args.fractions), seed=args.seed),
+                          SpiderFormatError, summary)
 
 
 if __name__ == "__main__":
