@@ -26,7 +26,7 @@ unless ``--cpu-smoke``, which only proves that every path builds and steps.
 Several GPUs: this check is single-process. Of the stages only contrastive
 pretraining runs under torchrun today (``spinelib.distributed``, DDP in
 ``spinelib.train.fit``), on the real crop store, e.g.
-``torchrun --nproc_per_node=4 -m spinelib.stages.contrastive --params params/paper/contrastive.yaml``;
+``torchrun --nproc_per_node=4 -m spinelib.studies.contrastive --params params/paper/contrastive.yaml``;
 the other stages' entry points are not torchrun-ready.
 """
 
@@ -57,9 +57,9 @@ from spinelib.multistage.instance import InstanceTask
 from spinelib.multistage.localisation import Localisers
 from spinelib.multistage.severity import MILTask, build_grader
 from spinelib.multistage.stages import bag_config
-from spinelib.stages.contrastive import ContrastiveTask
-from spinelib.stages.finetune import ClassifyTask, build_classifier
-from spinelib.stages.ranking import OrdinalTask
+from spinelib.studies.contrastive import ContrastiveTask
+from spinelib.studies.finetune import ClassifyTask, build_classifier
+from spinelib.studies.ranking import OrdinalTask
 from spinelib.tasks import TaskSet
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -49,7 +49,7 @@ def _models_dir(path: str) -> Path:
 def _grade(args: argparse.Namespace) -> int:
     import time
 
-    from spinelib.multistage.grade import grade_cohort, is_dataset_root
+    from spinelib.grading.grader import grade_cohort, is_dataset_root
 
     start = time.perf_counter()
     paths = [Path(d) for d in args.study_dirs]

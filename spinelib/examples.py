@@ -34,7 +34,7 @@ def tiny_crop_store(studies: int = 12) -> Path:
 
 def tiny_encoders(crops_dir: Path, split_columns: list[str]) -> Path:
     """Encoders pretrained for one epoch per split column, in a temporary folder."""
-    from spinelib.stages.contrastive import pretrain
+    from spinelib.studies.contrastive import pretrain
 
     out = Path(tempfile.mkdtemp(prefix="spinelib-encoders-"))
     for split_column in split_columns:
@@ -105,7 +105,7 @@ def _tiny_ranking_run(runs: dict | None, method: str) -> dict[str, Path]:
 
     from spinelib import instrument
     from spinelib.crops import open_store
-    from spinelib.stages import ranking, ranking_eval
+    from spinelib.studies import ranking, ranking_eval
     from spinelib.tta import tta_views
 
     crops, extra, truth = tiny_ranking_inputs()

@@ -29,7 +29,7 @@ import pandas as pd
 from sklearn.linear_model import RidgeCV
 
 from spinelib.bootstrap import within_cell_kendall, within_cell_spearman
-from spinelib.datasets import VolumeDataset
+from spinelib.datasets.discs import VolumeDataset
 
 RIDGE_ALPHAS = np.logspace(-2, 5, 15)   # chosen per task by generalised cross-validation on the training discs
 

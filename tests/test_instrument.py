@@ -7,7 +7,7 @@ import pandas as pd
 import torch
 
 from spinelib import instrument
-from spinelib.datasets import VolumeDataset
+from spinelib.datasets.discs import VolumeDataset
 
 LEVELS = ("l1_l2", "l2_l3", "l3_l4", "l4_l5", "l5_s1")
 

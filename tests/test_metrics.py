@@ -167,7 +167,7 @@ def test_weighted_ordinal_bootstrap_equals_metrics_of_the_drawn_discs():
             assert boot[name][b] == pytest.approx(drawn[name], nan_ok=True)
 
 
-# --- Table 1 intervals per configuration (spinelib.stages.finetune) ----------------------------------------------
+# --- Table 1 intervals per configuration (spinelib.studies.finetune) ----------------------------------------------
 
 
 def _two_configs() -> pd.DataFrame:
@@ -181,7 +181,7 @@ def _two_configs() -> pd.DataFrame:
 
 
 def test_finetune_intervals_resample_patients():
-    from spinelib.stages.finetune import intervals_by
+    from spinelib.studies.finetune import intervals_by
 
     predictions = _two_configs()
     table = intervals_by(predictions, "config", n_boot=200, seed=1)
@@ -192,7 +192,7 @@ def test_finetune_intervals_resample_patients():
 
 
 def test_finetune_paired_differences():
-    from spinelib.stages.finetune import paired_differences
+    from spinelib.studies.finetune import paired_differences
 
     predictions = _two_configs()
     table = paired_differences(predictions, "scratch", n_boot=300, seed=0)
@@ -209,7 +209,7 @@ def test_finetune_paired_differences():
 
 
 def test_pooled_table_and_differences_by_pool_runs_pair_by_pair():
-    from spinelib.stages.finetune import differences_by, pooled_table
+    from spinelib.studies.finetune import differences_by, pooled_table
 
     one = _two_configs()
     # two seeds: seed 1's scratch is perfect, so the pooled difference is half of seed 0's
@@ -232,7 +232,7 @@ def test_pooled_table_and_differences_by_pool_runs_pair_by_pair():
 
 
 def test_fraction_repeats_keep_the_optimiser_steps():
-    from spinelib.stages.finetune import fraction_repeats
+    from spinelib.studies.finetune import fraction_repeats
 
     assert [fraction_repeats(f, True) for f in (0.1, 0.25, 1.0)] == [10, 4, 1]
     assert fraction_repeats(0.1, False) == 1

@@ -40,7 +40,7 @@ from spinelib.constants import CONDITIONS
 from spinelib.crops import open_store
 from spinelib.crops.extract import extract_crops
 from spinelib.crops.plan import CropConfig
-from spinelib.datasets import ShiftedRoiDataset
+from spinelib.datasets.discs import ShiftedRoiDataset
 from spinelib.paths import data_root_or_tiny_phantom
 
 PAPER = Path(__file__).resolve().parents[1] / "params" / "paper"
@@ -138,9 +138,9 @@ def test_crops_paper_profile(phantom_root, tmp_path):
 
 def test_contrastive_paper_profile(paper_store, tmp_path):
     """Multi-positive NT-Xent pretraining with the paper's head, views, augmentation and schedule, per split column."""
-    from spinelib.datasets import RoiDataset
+    from spinelib.datasets.discs import RoiDataset
     from spinelib.augment import eval_transform
-    from spinelib.stages import contrastive
+    from spinelib.studies import contrastive
 
     p = paper("contrastive")
     pre = override(p["pretrain"], epochs=1, num_workers=0, **CPU,
@@ -169,7 +169,7 @@ def test_contrastive_paper_profile(paper_store, tmp_path):
 def test_finetune_paper_profile(paper_store, tmp_path):
     """The three configurations x the paper's split columns and seeds, Table 1 with CIs, localiser and re-cut crops."""
     from spinelib.models.encoders import resnet18_encoder
-    from spinelib.stages import finetune as ft, localise
+    from spinelib.studies import finetune as ft, localise
 
     p = paper("finetune")
     hp = override(p["finetune"], epochs=1, num_workers=0, **CPU,
@@ -379,7 +379,7 @@ def test_mil_paper_profile(paper_store, paper_localisation, tmp_path):
 
 def paper_run_plan(folder: Path) -> pd.DataFrame:
     """The runs the paper ranking profile trains (params/paper/ranking.yaml, read only), as notebook 06 reads them."""
-    from spinelib.stages import ranking
+    from spinelib.studies import ranking
 
     rk = paper("ranking")
     ranking.write_plan(ranking.plan_runs(rk["runs"], rk["train"]["seeds"]), folder / "runs.json")
@@ -428,7 +428,7 @@ def test_runs_named_by_paper_05_07_exist_in_the_paper_ranking_plan(tmp_path):
     trains, or a method-table run without thresholds, vanishes from the paper's tables without an error;
     this test is that error.
     """
-    from spinelib.stages.ranking_eval import THRESHOLDED, scored
+    from spinelib.studies.ranking_eval import THRESHOLDED, scored
 
     plan = paper_run_plan(tmp_path)
     objective = dict(zip(plan["name"], plan["objective"]))
@@ -453,7 +453,7 @@ def test_thresholds_evaluation_score_figure_paper_profiles(paper_store, phantom_
     """
     from spinelib import tables
     from spinelib.figures import ranking as figs
-    from spinelib.stages import ranking_eval as ev
+    from spinelib.studies import ranking_eval as ev
 
     th, evaluation, figure = paper("thresholds"), paper("evaluation"), paper("score_figure")
     plan = paper_run_plan(tmp_path)

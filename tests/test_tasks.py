@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from spinelib.crops.store import allocate, open_store
-from spinelib.datasets import VolumeDataset
+from spinelib.datasets.discs import VolumeDataset
 from spinelib.tasks import TaskSet, volume_labels
 
 TASKS = TaskSet(("spinal_canal_stenosis", "left_nfn", "right_nfn", "pfirrmann"), (3, 3, 3, 5))

@@ -63,7 +63,7 @@ class StudyView:
     points: pd.DataFrame
     slices: dict[tuple[int, int], np.ndarray]
     problems: list[str] = field(default_factory=list)
-    # the ranking study's continuous severity per level and task (spinelib.multistage.disc_scores), when its
+    # the ranking study's continuous severity per level and task (spinelib.grading.disc_scores), when its
     # models were given: columns level, task, score, spread; ``ranking_note`` says which run, or why there is none
     ranking: pd.DataFrame | None = None
     ranking_note: str = ""

@@ -18,7 +18,7 @@ from spinelib.crops.geometry import to_uint8
 from spinelib.figures.grading_report import (StudyView, report_paths, study_view, tile, write_kept_reports,
                                              write_report)
 from spinelib.multistage.bags import BagConfig
-from spinelib.multistage.grade import Grader
+from spinelib.grading.grader import Grader
 from spinelib.multistage.inputs import read_study, study_series
 from spinelib.multistage.localisation import Localisers
 from spinelib.multistage.severity import grade_prior

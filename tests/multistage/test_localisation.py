@@ -8,16 +8,14 @@ from spinelib.multistage.cohort import load_cohort
 from spinelib.multistage.localisation import train_localisers
 from spinelib.multistage.stages import TINY_LOCALISATION
 
-from .conftest import _splits
-
 
 def _weights(models) -> list[torch.Tensor]:
     return [t for m in models for t in m.state_dict().values()]
 
 
-def test_training_is_independent_of_the_global_rng_state(tiny_phantom, tmp_path):
+def test_training_is_independent_of_the_global_rng_state(tiny_phantom, tiny_splits, tmp_path):
     hp = TINY_LOCALISATION
-    cohort = load_cohort(tiny_phantom, _splits(tiny_phantom), hp["split_column"], hp["stack_depth"],
+    cohort = load_cohort(tiny_phantom, tiny_splits, hp["split_column"], hp["stack_depth"],
                          hp["stack_size"], hp["slice_size"], progress=False)
     runs = []
     for prior in (1, 2):  # torch's default seed differs per process; emulate two processes

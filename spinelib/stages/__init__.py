@@ -1,1 +1,0 @@
-"""Stage entry points: the functions the notebooks call, also runnable as ``python -m`` (and under torchrun)."""

@@ -1,0 +1,445 @@
+"""Stages 04–07: the ranking study (ranking paper §2–3, Table 1) on disc volumes.
+
+Phase 1 trains the 3D ResNet-18 encoder with per-task classification heads by
+inverse-frequency-weighted cross-entropy (the CE result), once per seed. Phase 2
+starts every other run from a phase-1 checkpoint; each run is a :class:`RunSpec`:
+
+* ``finetune`` runs train their heads *and* the encoder (at ``encoder_lr``, the
+  paper's 1e-4): SpineRankNet and, as the control with the same extra epochs and
+  schedule, CE continued (``ce_continued``); repeated for every seed;
+* ``frozen`` runs train only their heads on the seed's phase-1 encoder (the cheap
+  comparison of objectives on identical features), plus the ranking-head and
+  loss-component ablations of SpineRankNet.
+
+Predictions are averaged over the deterministic TTA views; every run gives per
+task a continuous ``score`` (the score itself, or the expected grade for CE and
+CORN) and, for CE and CORN, the boundary probabilities P(grade > c).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from spinelib.augment import VolumeAugment
+from spinelib.crops.store import CropStore
+from spinelib.datasets.discs import VolumeDataset
+from spinelib.losses.ordinal import (corn_loss, corn_probabilities, inverse_frequency_weights, mae_loss,
+                                     weighted_cross_entropy)
+from spinelib.losses.ranking import deep_rank_svm_loss, ranknet_loss, spineranknet_loss
+from spinelib.metrics import boundary_auc, recall_per_class
+from spinelib.models.ranking import SCORE_OBJECTIVES, OrdinalModel
+from spinelib.models.resnet import resnet3d18
+from spinelib.progress import progress_bar
+from spinelib.tasks import TaskSet, volume_labels
+from spinelib.train import FitResult, TrainConfig, fit, load_checkpoint, make_loader, resolve_device, seed_everything
+from spinelib.tta import View, apply_view
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class RankingData:
+    """Task set and the datasets: train (augmented, T1 or T2 drawn per disc), val and test (T2 only), and
+    ``train_eval``, the training discs as evaluation sees them (T2, no augmentation: the pixel probe's input)."""
+
+    tasks: TaskSet
+    train: VolumeDataset
+    val: VolumeDataset
+    test: VolumeDataset
+    train_eval: VolumeDataset
+
+
+def load_data(store: CropStore, p: dict) -> RankingData:
+    """Datasets of the ranking stage from the ``data`` section of params/ranking.yaml."""
+    tasks = TaskSet.from_params(p["tasks"])
+    labels = volume_labels(store, tasks, p.get("extra_tasks_csv") or None, p.get("first_grade"), p.get("masked"))
+    augment = VolumeAugment(tasks.mirror.tolist(), p["max_slice_shift"], p["flip_p"], p["intensity_offset"],
+                            tuple(p["translate"]), p["scale"], p["rotation"])
+    field_ = tuple(p["field"]) if p.get("field") else None   # central part of the stored volume, stored pixels
+    common = dict(labels=labels, task_names=tasks.names, size=tuple(p["input_size"]), split_column=p["split_column"],
+                  field=field_)
+    return RankingData(tasks,
+                       VolumeDataset(store, split="train", series=p["train_series"], sample_series=True,
+                                     augment=augment, **common),
+                       VolumeDataset(store, split="val", series=p["eval_series"], **common),
+                       VolumeDataset(store, split="test", series=p["eval_series"], **common),
+                       VolumeDataset(store, split="train", series=p["eval_series"], **common))
+
+
+def task_outputs(out: dict, objective: str, max_boundaries: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(score (B, T), boundary (B, T, M)) of one forward pass; boundary = P(grade > c), nan-padded / unused."""
+    if objective == "ce" or objective == "corn":
+        if objective == "ce":
+            probs = [torch.softmax(z.float(), dim=1) for z in out["logits"]]
+            bounds = [p.flip(1).cumsum(1).flip(1)[:, 1:] for p in probs]
+        else:
+            bounds = [corn_probabilities(z.float()) for z in out["corn"]]
+        score = torch.stack([b.sum(dim=1) for b in bounds], dim=1)  # expected grade = Σ_c P(y > c)
+        padded = torch.full((score.shape[0], score.shape[1], max_boundaries), math.nan, device=score.device)
+        for t, b in enumerate(bounds):
+            padded[:, t, :b.shape[1]] = b
+        return score, padded
+    score = out["score"].float()
+    return score, torch.full((*score.shape, max_boundaries), math.nan, device=score.device)
+
+
+def objective_loss(out: dict, grades: torch.Tensor, objective: str, num_grades: list[int], loss: dict,
+                   class_weights: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """The training loss of ``objective`` (see spinelib.losses) with the ``loss`` section of the params.
+
+    The pair selection (``hard_fraction``, ``pair_fraction``, ``pair_budget``) applies to every pairwise
+    objective; the SpineRankNet component switches (``severity_weight``, ``adaptive_margin`` with
+    ``fixed_margin``) are its loss ablations.
+    """
+    mining = dict(hard_fraction=loss["hard_fraction"], pair_fraction=loss["pair_fraction"],
+                  pair_budget=loss["pair_budget"], reduction=loss["task_reduction"])
+    if objective == "ce":
+        return weighted_cross_entropy(out["logits"], grades, class_weights)
+    if objective == "corn":
+        return corn_loss(out["corn"], grades)
+    s = out["score"]
+    if objective == "mae":
+        return mae_loss(s, grades, num_grades, loss["scale"])
+    if objective == "ranknet":
+        return ranknet_loss(s, grades, num_grades, sigma=loss["ranknet_sigma"], **mining)
+    if objective == "deep_rank_svm":
+        return deep_rank_svm_loss(s, grades, num_grades, margin=loss["svm_margin"], lambda_dis=loss["lambda_dis"],
+                                  lambda_sim=loss["lambda_sim"], **mining)
+    return spineranknet_loss(s, grades, num_grades, scale=loss["scale"], m_base=loss["m_base"],
+                             m_scale=loss["m_scale"], lambda_dis=loss["lambda_dis"], lambda_sim=loss["lambda_sim"],
+                             severity_weight=loss["severity_weight"], adaptive_margin=loss["adaptive_margin"],
+                             margin=loss["fixed_margin"], **mining)
+
+
+def _to_device(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last_3d) if channels_last and device.type == "cuda" else x
+
+
+@dataclass
+class OrdinalTask:
+    """One objective's loss per batch; validation: mean over tasks of BA (class objectives) and boundary AUC."""
+
+    objective: str
+    num_grades: list[int]
+    loss: dict
+    class_weights: list[torch.Tensor] | None = None
+    channels_last: bool = False
+
+    def train_step(self, model: torch.nn.Module, batch, device: torch.device) -> torch.Tensor:
+        x, grades, _ = batch
+        out = model(_to_device(x, device, self.channels_last))
+        return objective_loss(out, grades.to(device), self.objective, self.num_grades, self.loss, self.class_weights)
+
+    def evaluate(self, model: torch.nn.Module, loader, device: torch.device) -> dict[str, float]:
+        scores, bounds, grades = [], [], []
+        for x, y, _ in loader:
+            s, b = task_outputs(model(_to_device(x, device, self.channels_last)), self.objective,
+                                max(self.num_grades) - 1)
+            scores.append(s.cpu()), bounds.append(b.cpu()), grades.append(y)
+        score, bound, grade = torch.cat(scores).numpy(), torch.cat(bounds).numpy(), torch.cat(grades).numpy()
+        aucs, bas = [], []
+        for t, k in enumerate(self.num_grades):
+            columns = score[:, t:t + 1] if self.objective in SCORE_OBJECTIVES else bound[:, t, :k - 1]
+            aucs.append(np.nanmean(boundary_auc(grade[:, t], columns, k)) if len(np.unique(grade[grade[:, t] >= 0, t])) > 1
+                        else np.nan)
+            if self.objective not in SCORE_OBJECTIVES:
+                recalls = recall_per_class(grade[:, t], class_decision(bound[:, t, :k - 1], self.objective), k)
+                bas.append(np.nanmean(recalls) if np.isfinite(recalls).any() else np.nan)
+        metrics = {"auc": float(np.nanmean(aucs))}
+        if bas:
+            metrics["balanced_accuracy"] = float(np.nanmean(bas))
+        return metrics
+
+
+def class_decision(boundary: np.ndarray, objective: str) -> np.ndarray:
+    """Grades from boundary probabilities (N, K − 1): CE argmax of the class probabilities, CORN Σ_c [P(y > c) > ½]."""
+    if objective == "corn":
+        return (boundary > 0.5).sum(axis=1)
+    ones, zeros = np.ones((len(boundary), 1)), np.zeros((len(boundary), 1))
+    probs = np.hstack([ones, boundary]) - np.hstack([boundary, zeros])
+    return probs.argmax(axis=1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The runs of the study
+# ---------------------------------------------------------------------------------------------------------------
+
+ENCODER_MODES = ("phase1", "finetune", "frozen")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One trained model of the ranking study.
+
+    ``encoder``: ``phase1`` (the CE run of phase 1 itself), ``finetune`` (phase 2 trains the encoder at
+    ``encoder_lr`` too) or ``frozen`` (phase 2 trains only heads on the seed's phase-1 encoder).
+    ``loss`` overrides keys of the ``loss`` params (the loss-component ablations); ``reference`` names the run an
+    ablation is compared with (empty: the notebooks pick the fair reference from the encoder mode).
+    """
+
+    name: str
+    objective: str
+    head: str = "mlp"
+    encoder: str = "frozen"
+    seed: int = 0
+    loss: dict = field(default_factory=dict)
+    reference: str = ""
+    phase1: str = "ce"   # the folder of the phase-1 run this run starts from (plan_runs sets it per seed)
+
+    def __post_init__(self) -> None:
+        if self.encoder not in ENCODER_MODES:
+            raise ValueError(f"run {self.name!r}: encoder must be one of {ENCODER_MODES}, got {self.encoder!r}")
+        if self.encoder == "phase1" and self.objective != "ce":
+            raise ValueError(f"run {self.name!r}: phase 1 trains the CE objective only")
+
+
+def _seeded(name: str, seed: int, first_seed: int) -> str:
+    """Run name of a seed replicate: the first seed keeps the plain name, the others get ``_seed<k>``."""
+    return name if seed == first_seed else f"{name}_seed{seed}"
+
+
+def plan_runs(runs: dict, seeds: list[int]) -> list[RunSpec]:
+    """Every run of the ``runs`` params section, phase-1 runs first (one per seed).
+
+    * ``finetuned``: objectives trained with the encoder, for every seed (``ce`` → ``ce_continued``,
+      the control with the same extra epochs; others → ``<objective>_finetuned``);
+    * ``frozen``: objectives trained as heads on the first seed's phase-1 encoder (named by the objective);
+    * ``ablation_heads``: SpineRankNet with another ranking head (``spineranknet_<head>``);
+    * ``loss_ablations``: SpineRankNet with loss keys overridden (``spineranknet_<ablation>``);
+
+    the ablations train with the encoder mode ``ablation_encoder`` (``frozen`` or ``finetune``) on the first seed
+    and are compared with the SpineRankNet run of that mode (which the plan must contain).
+    """
+    if not seeds:
+        raise ValueError("train.seeds needs at least one seed")
+    first = int(seeds[0])
+    spec = lambda **kw: RunSpec(**kw, phase1=_seeded("ce", kw["seed"], first))  # noqa: E731
+    plan = [spec(name=_seeded("ce", s, first), objective="ce", encoder="phase1", seed=s) for s in seeds]
+    for s in seeds:
+        for objective in runs["finetuned"]:
+            base = "ce_continued" if objective == "ce" else f"{objective}_finetuned"
+            plan.append(spec(name=_seeded(base, s, first), objective=objective, encoder="finetune", seed=s))
+    for objective in runs["frozen"]:
+        if objective == "ce":
+            raise ValueError("runs.frozen: CE on the frozen phase-1 encoder is phase 1 itself; list it under "
+                             "finetuned (ce_continued) instead")
+        plan.append(spec(name=objective, objective=objective, seed=first))
+    mode = runs["ablation_encoder"]
+    reference = "spineranknet" if mode == "frozen" else "spineranknet_finetuned"
+    ablations = [dict(name=f"spineranknet_{head}", head=head) for head in runs["ablation_heads"]]
+    ablations += [dict(name=f"spineranknet_{name}", loss=dict(overrides))
+                  for name, overrides in (runs["loss_ablations"] or {}).items()]
+    if ablations and reference not in {r.name for r in plan}:
+        raise ValueError(f"the ablations are compared with {reference!r}: add spineranknet to runs."
+                         f"{'frozen' if mode == 'frozen' else 'finetuned'}")
+    for ablation in ablations:
+        plan.append(spec(objective="spineranknet", encoder=mode, seed=first, reference=reference, **ablation))
+    names = [r.name for r in plan]
+    if len(set(names)) != len(names):
+        raise ValueError(f"two runs share a name: {sorted(n for n in names if names.count(n) > 1)}")
+    return plan
+
+
+def write_plan(plan: list[RunSpec], path: Path) -> None:
+    """The runs as JSON (notebooks 05–06 read it to pair each run with its reference)."""
+    path.write_text(json.dumps([asdict(r) for r in plan], indent=1))
+
+
+def read_plan(path: Path) -> pd.DataFrame:
+    """The runs written by :func:`write_plan`, one row per run."""
+    return pd.DataFrame(json.loads(Path(path).read_text()))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------------------------
+
+def _config(hp: dict, phase: dict, checkpoint_dir: Path, monitor: str, progress: bool, seed: int) -> TrainConfig:
+    return TrainConfig(epochs=phase["epochs"], seed=seed, device=hp["device"], amp=hp["amp"],
+                       channels_last=False,  # 3D: channels_last_3d is set by this stage (fit's hook is 2D only)
+                       grad_clip=hp.get("grad_clip"), monitor=monitor, mode="max", patience=phase["patience"],
+                       min_epochs=phase["min_epochs"], checkpoint_dir=checkpoint_dir, progress=progress)
+
+
+def _prepare(model: OrdinalModel, hp: dict) -> OrdinalModel:
+    if hp["channels_last"] and resolve_device(hp["device"]).type == "cuda":
+        model.to(memory_format=torch.channels_last_3d)
+    return model
+
+
+def _loaders(data: RankingData, hp: dict, batch_size: int, seed: int):
+    train = make_loader(data.train, batch_size, shuffle=True, seed=seed, num_workers=hp["num_workers"],
+                        drop_last=True)
+    return train, make_loader(data.val, batch_size, shuffle=False, num_workers=hp["num_workers"])
+
+
+def train_phase1(data: RankingData, hp: dict, out_dir: Path, spec: RunSpec | None = None,
+                 progress: bool = True) -> FitResult:
+    """Encoder + classification heads with inverse-frequency-weighted CE; checkpoint by validation BA (argmax)."""
+    spec = spec or RunSpec("ce", "ce", encoder="phase1", seed=hp["seed"])
+    seed_everything(spec.seed)
+    model = _prepare(OrdinalModel(resnet3d18(1, hp["base_width"]), data.tasks.num_grades, "ce"), hp)
+    phase = hp["phase1"]
+    weights = inverse_frequency_weights(data.train.grades.numpy(), data.tasks.num_grades)
+    task = OrdinalTask("ce", list(data.tasks.num_grades), hp["loss"], weights, hp["channels_last"])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=phase["lr"], weight_decay=phase["weight_decay"])
+    train, val = _loaders(data, hp, phase["batch_size"], spec.seed)
+    return fit(model, task, train, val, optimizer,
+               _config(hp, phase, out_dir / spec.name, "balanced_accuracy", progress, spec.seed))
+
+
+def build_model(hp: dict, num_grades: tuple[int, ...], spec: RunSpec, out_dir: Path) -> OrdinalModel:
+    """A model of ``spec`` whose encoder and classification heads are its phase-1 run's best weights."""
+    phase1 = OrdinalModel(resnet3d18(1, hp["base_width"]), num_grades, "ce")
+    load_checkpoint(out_dir / spec.phase1 / "best.pt", phase1)
+    if spec.encoder == "phase1":
+        return phase1
+    model = OrdinalModel(phase1.encoder, num_grades, spec.objective, head=spec.head, head_input=hp["head_input"],
+                         hidden=hp["head_hidden"], scale=hp["loss"]["scale"], beta=hp["soft_clamp_beta"],
+                         freeze_encoder=spec.encoder == "frozen")
+    model.cls_heads.load_state_dict(phase1.cls_heads.state_dict())
+    return model
+
+
+def train_phase2(data: RankingData, hp: dict, spec: RunSpec, out_dir: Path, progress: bool = True) -> FitResult:
+    """``spec``'s heads (and encoder, for ``finetune``) from its phase-1 checkpoint; checkpoint by val AUC.
+
+    Optimiser groups (released code): the objective's heads at ``lr``; for ``finetune`` the encoder and the
+    classification heads at ``encoder_lr`` (CE continued trains its classification heads at ``lr``, its encoder at
+    ``encoder_lr``: the same schedule as every fine-tuned objective).
+    """
+    if spec.encoder == "phase1":
+        raise ValueError(f"run {spec.name!r} is a phase-1 run: train it with train_phase1")
+    phase = hp["phase2"]
+    if spec.encoder == "finetune" and phase["encoder_lr"] <= 0:
+        raise ValueError(f"run {spec.name!r} fine-tunes the encoder but phase2.encoder_lr is {phase['encoder_lr']}")
+    seed_everything(spec.seed)
+    model = _prepare(build_model(hp, data.tasks.num_grades, spec, out_dir), hp)
+    heads = model.objective_parameters()
+    groups = [{"params": heads, "lr": phase["lr"]}]
+    if spec.encoder == "finetune":
+        own = {id(p) for p in heads}
+        rest = [p for p in [*model.encoder.parameters(), *model.cls_heads.parameters()] if id(p) not in own]
+        groups.append({"params": rest, "lr": phase["encoder_lr"]})
+    optimizer = torch.optim.AdamW(groups, weight_decay=phase["weight_decay"])
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(phase["epochs"], 1),
+                                                           eta_min=phase["min_lr"])
+    loss = {**hp["loss"], **spec.loss}
+    unknown = set(spec.loss) - set(hp["loss"])
+    if unknown:
+        raise KeyError(f"run {spec.name!r} overrides unknown loss keys {sorted(unknown)}")
+    class_weights = (inverse_frequency_weights(data.train.grades.numpy(), data.tasks.num_grades)
+                     if spec.objective == "ce" else None)
+    task = OrdinalTask(spec.objective, list(data.tasks.num_grades), loss, class_weights, hp["channels_last"])
+    train, val = _loaders(data, hp, phase["batch_size"], spec.seed)
+    return fit(model, task, train, val, optimizer, _config(hp, phase, out_dir / spec.name, "auc", progress, spec.seed),
+               scheduler)
+
+
+def train_run(data: RankingData, hp: dict, spec: RunSpec, out_dir: Path, progress: bool = True) -> FitResult:
+    """Phase 1 or phase 2, as ``spec`` says."""
+    if spec.encoder == "phase1":
+        return train_phase1(data, hp, out_dir, spec, progress)
+    return train_phase2(data, hp, spec, out_dir, progress)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loading and prediction
+# ---------------------------------------------------------------------------------------------------------------
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def load_models(hp: dict, num_grades: tuple[int, ...], plan: list[RunSpec], out_dir: Path
+                ) -> dict[str, OrdinalModel]:
+    """Best checkpoint of every run of ``plan``, each with the encoder weights it was evaluated with.
+
+    Every run is loaded into a model of its own. Frozen-encoder runs then share their phase-1 run's encoder
+    *instance* (so TTA computes that encoder's forward pass once for all of them), but only after checking
+    that their checkpoint holds exactly those encoder weights; a run whose encoder was trained keeps its own.
+    """
+    models: dict[str, OrdinalModel] = {}
+    for spec in plan:
+        model = build_model(hp, num_grades, spec, out_dir)
+        load_checkpoint(out_dir / spec.name / "best.pt", model)
+        models[spec.name] = model.eval()
+    for spec in plan:
+        if spec.encoder != "frozen":
+            continue
+        if spec.phase1 not in models:
+            raise KeyError(f"run {spec.name!r} needs its phase-1 run {spec.phase1!r} in the plan")
+        shared = models[spec.phase1].encoder
+        if not _same_weights(models[spec.name].encoder, shared):
+            raise ValueError(f"run {spec.name!r} is marked frozen but its encoder differs from {spec.phase1!r}'s")
+        models[spec.name].encoder = shared
+    return models
+
+
+@dataclass
+class _ViewSums:
+    """Running sums over the TTA views of one run: Σ score, Σ score², Σ boundary probabilities."""
+
+    score: np.ndarray
+    score_sq: np.ndarray
+    boundary: np.ndarray
+
+
+@torch.no_grad()
+def predict_tta(models: dict[str, OrdinalModel], dataset: VolumeDataset, tasks: TaskSet, views: list[View],
+                batch_size: int = 32, device: str = "auto", progress: bool = True) -> pd.DataFrame:
+    """Per (run, disc, task): score and boundary probabilities averaged over ``views``, and the score's std.
+
+    A flipped view's task outputs are mirrored back (left ↔ right) before averaging.
+    Models sharing an encoder instance share its forward pass.
+    """
+    dev = resolve_device(device)
+    for model in models.values():
+        model.to(dev).eval()
+    m = max(tasks.num_grades) - 1
+    n, t = len(dataset), len(tasks.names)
+    sums = {name: _ViewSums(np.zeros((n, t)), np.zeros((n, t)), np.zeros((n, t, m))) for name in models}
+    mirror = torch.as_tensor(tasks.mirror, device=dev)
+    loader = make_loader(dataset, batch_size, shuffle=False)
+    groups: dict[int, list[str]] = {}
+    for name, model in models.items():
+        groups.setdefault(id(model.encoder), []).append(name)
+    for x, _, idx in progress_bar(loader, show=progress, desc="TTA batches", mininterval=2.0):
+        x, rows = x.to(dev), idx.numpy()
+        for view in views:
+            xv = apply_view(x, view)
+            for names in groups.values():
+                z = models[names[0]].encoder(xv).float()       # one encoder pass per group and view
+                for name in names:
+                    score, bound = task_outputs(models[name].heads(z), models[name].objective, m)
+                    if view.flip:                              # the flip mirrored the patient: swap left/right back
+                        score, bound = score[:, mirror], bound[:, mirror]
+                    score, bound = score.cpu().numpy(), bound.cpu().numpy()
+                    sums[name].score[rows] += score
+                    sums[name].score_sq[rows] += score ** 2
+                    sums[name].boundary[rows] += bound
+    meta = dataset.rows_used()
+    grades = dataset.grades[[int(mm[0]) for mm in dataset.members]].numpy()
+    frames = []
+    v = len(views)
+    for name, acc in sums.items():
+        mean, mean_b = acc.score / v, acc.boundary / v
+        std = np.sqrt(np.maximum(acc.score_sq / v - mean ** 2, 0.0))
+        for ti, task in enumerate(tasks.names):
+            frame = pd.DataFrame({"run": name, "objective": models[name].objective, "study_id": meta["study_id"],
+                                  "level": meta["level"], "series_description": meta["series_description"],
+                                  "task": task, "num_grades": tasks.num_grades[ti], "grade": grades[:, ti],
+                                  "score": mean[:, ti], "score_std": std[:, ti]})
+            for c in range(m):
+                frame[f"p_gt_{c}"] = mean_b[:, ti, c]
+            frames.append(frame)
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,88 @@
+"""`spinelib grade` on unannotated phantom studies writes a valid submission, also when a series type is missing."""
+
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+
+from spinelib.cli import main
+from spinelib.competition import check_submission, row_ids
+from spinelib.data.rsna import read_series_descriptions
+
+
+def test_grade_writes_a_valid_submission(tiny_phantom, trained, tmp_path, capsys):
+    localisation, mil = trained
+    study = sorted((tiny_phantom / "test_images").iterdir())[0]
+    out = tmp_path / "predictions.csv"
+    assert main(["grade", str(study), "--out", str(out), "--localisation-dir", str(localisation),
+                 "--mil-dir", str(mil)]) == 0
+    rows = pd.read_csv(out)
+    check_submission(rows)
+    assert rows["row_id"].tolist() == row_ids(int(study.name))
+    assert "wrote 25 rows" in capsys.readouterr().err
+
+
+def test_grade_report_writes_a_page_and_a_png_per_study(tiny_phantom, trained, tmp_path):
+    localisation, mil = trained
+    study = sorted((tiny_phantom / "test_images").iterdir())[0]
+    report = tmp_path / "report"
+    assert main(["grade", str(study), "--out", str(tmp_path / "p.csv"), "--localisation-dir", str(localisation),
+                 "--mil-dir", str(mil), "--report", str(report), "--quiet"]) == 0
+    page = (report / f"{study.name}.html").read_text()
+    assert page.count("<img") >= 3 and page.count("<tr") >= 26          # the views and the 25 rows (+ header)
+    assert (report / f"{study.name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_missing_series_type_gives_prior_rows_not_a_crash(tiny_phantom, trained, tmp_path, capsys):
+    localisation, mil = trained
+    study = sorted((tiny_phantom / "test_images").iterdir())[0]
+    copy = tmp_path / "images" / study.name
+    shutil.copytree(study, copy)
+    series = read_series_descriptions(tiny_phantom / "test_series_descriptions.csv")
+    axial = series[(series["study_id"] == int(study.name)) & (series["series_description"] == "Axial T2")]
+    for series_id in axial["series_id"]:
+        shutil.rmtree(copy / str(series_id))
+    out = tmp_path / "predictions.csv"
+    assert main(["grade", str(copy), "--out", str(out), "--localisation-dir", str(localisation),
+                 "--mil-dir", str(mil)]) == 0
+    rows = pd.read_csv(out)
+    check_submission(rows)
+    assert len(rows) == 25
+    err = capsys.readouterr().err
+    assert "subarticular_stenosis_l4_l5 from the prior (no Axial T2 series)" in err
+
+
+def test_grade_without_models_fails_with_one_line(tiny_phantom, tmp_path, capsys):
+    study = sorted((tiny_phantom / "test_images").iterdir())[0]
+    assert main(["grade", str(study), "--localisation-dir", str(tmp_path / "none"), "--mil-dir",
+                 str(tmp_path / "none")]) == 2
+    assert "config.json" in capsys.readouterr().err
+
+
+def test_report_views_carry_each_discs_continuous_score(tiny_phantom, trained):
+    import torch
+
+    from spinelib.constants import LEVELS
+    from spinelib.crops.plan import CropConfig
+    from spinelib.models import OrdinalModel, resnet3d18
+    from spinelib.grading.disc_scores import DiscScorer
+    from spinelib.grading.grader import Grader
+    from spinelib.tasks import TaskSet
+    from spinelib.tta import View
+
+    localisation, mil = trained
+    tasks = TaskSet.from_params({"spinal_canal_stenosis": 3})
+    torch.manual_seed(0)
+    model = OrdinalModel(resnet3d18(1, 4), [3], "spineranknet").eval()
+    grader = Grader.load(localisation, mil)
+    grader.keep_views = True
+    grader.scorer = DiscScorer(model, tasks, [View(False, 0, 0, 0)],
+                               CropConfig(volume_slices=4, volume_crop=(32, 64), volume_size=(16, 32)),
+                               field=None, input_size=(16, 32), run="tiny")
+    study = sorted((tiny_phantom / "test_images").iterdir())[0]
+    grader.grade(study)
+    view = grader.views[int(study.name)]
+    assert view.ranking is not None and "Run tiny" in view.ranking_note       # the tiny Stage 1 may miss an image:
+    scored = set(view.ranking["level"])                                      # those levels are named, not scored
+    assert scored and all(level in scored or f"Not scored: {level}" in view.ranking_note for level in LEVELS)
