@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import yaml
 from torch import nn
 
 from spinelib.constants import SAGITTAL_T1
@@ -51,12 +50,11 @@ from spinelib.models.encoders import resnet18_encoder
 from spinelib.models.heads import ContrastiveModel, ProjectionHead
 from spinelib.models.ranking import OrdinalModel
 from spinelib.models.resnet import resnet3d18
-from spinelib.multistage.coords import CoordNet, CoordTask
-from spinelib.multistage.inputs import heads
-from spinelib.multistage.instance import InstanceTask
-from spinelib.multistage.localisation import Localisers
-from spinelib.multistage.severity import MILTask, build_grader
-from spinelib.multistage.stages import bag_config
+from spinelib.data.study_images import heads
+from spinelib.models.localisers import CoordNet
+from spinelib.studies.multistage.grading import MILTask, bag_config, build_grader, model_settings
+from spinelib.studies.multistage.localisation import CoordTask, InstanceTask, Localisers
+from spinelib.params import Params, params_class
 from spinelib.studies.contrastive import ContrastiveTask
 from spinelib.studies.finetune import ClassifyTask, build_classifier
 from spinelib.studies.ranking import OrdinalTask
@@ -105,12 +103,12 @@ class Row:
     error: str | None = None
 
 
-def load_params(name: str) -> dict:
-    """``params/paper/<name>.yaml`` as a dict (a clear error naming the file when it is missing)."""
+def load_params(name: str) -> Params:
+    """``params/paper/<name>.yaml`` loaded strictly into its class (a clear error naming the file when missing)."""
     path = PARAMS / f"{name}.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: paper profile not found")
-    return yaml.safe_load(path.read_text())
+    return params_class(name).load(path)
 
 
 def _grades(batch: int, k: int, generator: torch.Generator) -> torch.Tensor:
@@ -123,13 +121,13 @@ def _grades(batch: int, k: int, generator: torch.Generator) -> torch.Tensor:
 
 def contrastive_cases(smoke: bool, g: torch.Generator, tmp: Path) -> list[Case]:
     """NT-Xent over V views of B discs: views (B, V, 1, S, S), S = input_size (paper 224, B 64, V 3)."""
-    p = load_params("contrastive")["pretrain"]
-    batch, views, size = (2, 2, 32) if smoke else (p["batch_size"], p["views"], p["input_size"])
-    model = ContrastiveModel(resnet18_encoder(1), ProjectionHead(512, p["hidden_dim"], p["projection_dim"]))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
+    p = load_params("contrastive").pretrain
+    batch, views, size = (2, 2, 32) if smoke else (p.batch_size, p.views, p.input_size)
+    model = ContrastiveModel(resnet18_encoder(1), ProjectionHead(512, p.hidden_dim, p.projection_dim))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
     x = torch.randn(batch, views, 1, size, size, generator=g)
     return [Case("contrastive", "contrastive", "views", batch * views, f"{batch}x{views}x1x{size}x{size}", model,
-                 ContrastiveTask(p["temperature"]), (x,), optimizer, p["grad_clip"])]
+                 ContrastiveTask(p.temperature), (x,), optimizer, p.grad_clip)]
 
 
 def finetune_cases(smoke: bool, g: torch.Generator, tmp: Path) -> list[Case]:
@@ -137,60 +135,61 @@ def finetune_cases(smoke: bool, g: torch.Generator, tmp: Path) -> list[Case]:
 
     The configuration loads a pretrained encoder; a random one written to a temporary file stands in.
     """
-    hp = load_params("finetune")["finetune"]
-    batch, size = (2, 32) if smoke else (hp["batch_size"], hp["input_size"])
+    hp = load_params("finetune").finetune
+    batch, size = (2, 32) if smoke else (hp.batch_size, hp.input_size)
     encoder_file = tmp / "encoder.pt"
     torch.save(resnet18_encoder(1).state_dict(), encoder_file)
     model, groups = build_classifier("finetune", encoder_file, hp)
-    optimizer = torch.optim.AdamW(groups, weight_decay=hp["weight_decay"])
+    optimizer = torch.optim.AdamW(groups, weight_decay=hp.weight_decay)
     batch_ = (torch.randn(batch, 1, size, size, generator=g), _grades(batch, 3, g), None)
     return [Case("finetune", "finetune", "ROIs", batch, f"{batch}x1x{size}x{size}", model,
-                 ClassifyTask(tuple(hp["focal_alpha"]), hp["focal_gamma"]), batch_, optimizer)]
+                 ClassifyTask(tuple(hp.focal_alpha), hp.focal_gamma), batch_, optimizer)]
 
 
 def ranking_cases(smoke: bool, g: torch.Generator, tmp: Path) -> list[Case]:
     """Phase 1 (3D ResNet-18 + CE heads per task) on volumes (B, 1, D, H, W), paper B 32, 12 x 128 x 256."""
     p = load_params("ranking")
-    hp, tasks = p["train"], TaskSet.from_params(p["volumes"]["tasks"])
-    depth = load_params("crops")["volume_slices"]
-    height, width = p["volumes"]["input_size"]
-    batch, depth, height, width = (2, 4, 32, 32) if smoke else (hp["phase1"]["batch_size"], depth, height, width)
-    model = OrdinalModel(resnet3d18(1, hp["base_width"]), tasks.num_grades, "ce")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=hp["phase1"]["lr"], weight_decay=hp["phase1"]["weight_decay"])
+    hp, tasks = p.train, TaskSet.from_params(p.volumes.tasks)
+    depth = load_params("crops").volume_slices
+    height, width = p.volumes.input_size
+    batch, depth, height, width = (2, 4, 32, 32) if smoke else (hp.phase1.batch_size, depth, height, width)
+    model = OrdinalModel(resnet3d18(1, hp.base_width), tasks.num_grades, "ce")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=hp.phase1.lr, weight_decay=hp.phase1.weight_decay)
     grades = torch.stack([_grades(batch, k, g) for k in tasks.num_grades], dim=1)          # (B, T)
     weights = inverse_frequency_weights(grades.numpy(), tasks.num_grades)
-    task = OrdinalTask("ce", list(tasks.num_grades), hp["loss"], weights, hp["channels_last"])
+    task = OrdinalTask("ce", list(tasks.num_grades), hp.loss, weights, hp.channels_last)
     x = torch.randn(batch, 1, depth, height, width, generator=g)
     return [Case("ranking", "ranking phase 1", "volumes", batch, f"{batch}x1x{depth}x{height}x{width}", model, task,
-                 (x, grades, None), optimizer, hp.get("grad_clip"), dims=3)]
+                 (x, grades, None), optimizer, hp.grad_clip, dims=3)]
 
 
 def stage1a_cases(smoke: bool, g: torch.Generator, tmp: Path) -> list[Case]:
     """Instance-number net (3D ResNet-18) on sagittal T1 stacks (B, 1, D, S, S), paper B 8, D 32, S 256."""
     p = load_params("localisation")
-    hp = p["instance"]
-    batch, depth, size = (2, 4, 32) if smoke else (hp["batch_size"], p["stack_depth"], p["stack_size"])
-    config = {"stack_depth": depth, "instance": {k: hp[k] for k in ("architecture", "base_width")}}
+    hp = p.instance
+    batch, depth, size = (2, 4, 32) if smoke else (hp.batch_size, p.stack_depth, p.stack_size)
+    # the Stage 1 config.json layout Localisers reads back (spinelib.studies.multistage.localisation)
+    config = {"stack_depth": depth, "instance": {"architecture": hp.architecture, "base_width": hp.base_width}}
     model = Localisers(config, {}, {}).build_instance(SAGITTAL_T1)   # the constructor Stage 1 training uses
     n_heads = len(heads(SAGITTAL_T1))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
     z = torch.randint(0, depth, (batch, n_heads), generator=g)
     xy = torch.rand(batch, n_heads, 2, generator=g)
     x = torch.randn(batch, 1, depth, size, size, generator=g)
     return [Case("stage1a", "stage1a instance", "stacks", batch, f"{batch}x1x{depth}x{size}x{size}", model,
-                 InstanceTask(depth, hp["z_weight"], hp["reg_weight"]), (x, z, xy, None), optimizer, dims=3)]
+                 InstanceTask(depth, hp.z_weight, hp.reg_weight), (x, z, xy, None), optimizer, dims=3)]
 
 
 def stage1b_cases(smoke: bool, g: torch.Generator, tmp: Path) -> list[Case]:
     """In-plane coordinates (one row per paper encoder) on 3-slice inputs (B, 3, S, S), paper B 16, S 512."""
     p = load_params("localisation")
-    hp = p["coords"]
-    batch, size = (2, 32) if smoke else (hp["batch_size"], p["slice_size"])
+    hp = p.coords
+    batch, size = (2, 32) if smoke else (hp.batch_size, p.slice_size)
     n_heads = len(heads(SAGITTAL_T1))
     cases = []
-    for encoder in hp["encoders"]:
+    for encoder in hp.encoders:
         model = CoordNet(n_heads, encoder)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
+        optimizer = torch.optim.AdamW(model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
         batch_ = (torch.randn(batch, 3, size, size, generator=g), torch.rand(batch, n_heads, 2, generator=g),
                   torch.ones(batch, n_heads, dtype=torch.bool), None)
         cases.append(Case("stage1b", f"stage1b {encoder}", "slices", batch, f"{batch}x3x{size}x{size}", model,
@@ -204,16 +203,16 @@ def stage2_cases(smoke: bool, g: torch.Generator, tmp: Path) -> list[Case]:
     cfg = bag_config(hp)
     kinds = list(MIL_CONDITIONS)[:1] if smoke else list(MIL_CONDITIONS)   # smoke: one kind, the path is the same
     cases = []
-    for encoder in hp["encoders"]:
+    for encoder in hp.encoders:
         for kind in kinds:
-            batch, n = (2, hp["bag_slices"]) if smoke else (hp["batch_size"], hp["bag_slices"])
+            batch, n = (2, hp.bag_slices) if smoke else (hp.batch_size, hp.bag_slices)
             h, w = (32, 32) if smoke else cfg.bag_size(MIL_CONDITIONS[kind])
-            model = build_grader(hp, encoder)
-            optimizer = torch.optim.AdamW(model.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
-            task = MILTask(hp["aux_weight"], torch.tensor(hp["class_weights"], dtype=torch.float32))
+            model = build_grader(model_settings(hp), encoder)
+            optimizer = torch.optim.AdamW(model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+            task = MILTask(hp.aux_weight, torch.tensor(hp.class_weights, dtype=torch.float32))
             batch_ = (torch.randn(batch, n, 1, h, w, generator=g), _grades(batch, 3, g), _grades(batch, n, g), None)
             cases.append(Case("stage2", f"stage2 {encoder} {kind}", "bags", batch, f"{batch}x{n}x1x{h}x{w}", model,
-                              task, batch_, optimizer, hp["grad_clip"], hook_on="encoder"))
+                              task, batch_, optimizer, hp.grad_clip, hook_on="encoder"))
     return cases
 
 

@@ -28,6 +28,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+# The pair selections of params/ranking.yaml's train.loss (LossParams): "mined 0.5" is the default profile's,
+# "budget 500" the paper profile's, "all pairs" the loss ablation pair_selection of the default profile.
 SELECTIONS = {"all pairs": dict(hard_fraction=None),
               "mined 0.5": dict(hard_fraction=0.7, pair_fraction=0.5),
               "budget 500": dict(hard_fraction=0.7, pair_fraction=None, pair_budget=500)}

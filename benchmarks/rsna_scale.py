@@ -33,9 +33,9 @@ RSNA_STUDIES = 1975
 _MEASURE = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
             "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode; "
             "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)")
-_CROPS = ("import sys, yaml; from spinelib.crops.extract import extract_crops; from spinelib.crops.plan import "
-          "CropConfig; p = yaml.safe_load(open('params/crops.yaml')); "
-          "extract_crops(sys.argv[1], sys.argv[2], CropConfig.from_params(p), workers=1, progress=False)")
+_CROPS = ("import sys; from spinelib.crops.extract import extract_crops; from spinelib.params.data import "
+          "CropsParams; cfg = CropsParams.load('params/crops.yaml').crop_config(); "
+          "extract_crops(sys.argv[1], sys.argv[2], cfg, workers=1, progress=False)")
 
 
 def measure(command: list[str]) -> tuple[float, float]:

@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 from torchvision.transforms import v2
 
-Transform = Callable[[torch.Tensor], torch.Tensor]
+Transform = Callable[[torch.Tensor], torch.Tensor]     # image (C, H, W) -> image; a view or a resize
 
 
 def contrastive_transform(size: int, scale: tuple[float, float] = (0.8, 1.0), rotation: float = 15.0,
@@ -27,10 +27,12 @@ def contrastive_transform(size: int, scale: tuple[float, float] = (0.8, 1.0), ro
     """One stochastic view (C, size, size) of a (C, H, W) float image in [0, 1] (§4.2)."""
     if not 0 < scale[0] <= scale[1] <= 1:
         raise ValueError(f"scale must satisfy 0 < low <= high <= 1, got {scale}")
+    # The order matters for reproducibility: each transform draws from torch's RNG in turn, so reordering them
+    # changes every view a seed produces.
     return v2.Compose([
         v2.RandomResizedCrop(size, scale=scale, antialias=True),
         v2.RandomHorizontalFlip(p=0.5),
-        v2.RandomRotation(rotation),
+        v2.RandomRotation(rotation),                # corners outside the rotated image are filled with 0
         v2.ColorJitter(brightness=brightness, contrast=contrast),
     ])
 
@@ -54,22 +56,35 @@ def make_views(image: torch.Tensor, transform: Transform, views: int = 3) -> tor
 def shift_slices(volume: torch.Tensor, shift: int) -> torch.Tensor:
     """Move the slices of (D, H, W) by ``shift`` along D; slices shifted in from outside are zero."""
     out = torch.zeros_like(volume)
-    d = volume.shape[0]
-    if abs(shift) < d:
+    depth = volume.shape[0]
+    # A shift of the whole depth or more moves every slice out: the result stays all zeros.
+    if abs(shift) < depth:
         if shift >= 0:
-            out[shift:] = volume[:d - shift]
+            out[shift:] = volume[:depth - shift]        # slice k lands at k + shift; the first ``shift`` stay 0
         else:
-            out[:d + shift] = volume[-shift:]
+            out[:depth + shift] = volume[-shift:]       # slice k lands at k − |shift|; the last |shift| stay 0
     return out
 
 
 def affine_slices(volume: torch.Tensor, angle: float, scale: float, dx: float, dy: float) -> torch.Tensor:
-    """The same in-plane rotation (degrees), isotropic scale and translation (pixels) on every slice; zero fill."""
-    d, h, w = volume.shape
-    a = torch.deg2rad(torch.tensor(angle))
-    cos, sin = torch.cos(a) / scale, torch.sin(a) / scale
-    theta = torch.tensor([[cos, -sin * h / w, -2 * dx / w], [sin * w / h, cos, -2 * dy / h]], dtype=volume.dtype)
-    grid = torch.nn.functional.affine_grid(theta[None], [1, d, h, w], align_corners=False)
+    """The same in-plane rotation (degrees), isotropic scale and translation (pixels) on every slice; zero fill.
+
+    Args:
+        volume: (D, H, W) float; the D slices are treated as the channels of one 2D image, so all move alike.
+        angle: rotation in degrees; scale: zoom factor (> 1 enlarges); dx, dy: shift in pixels (x right, y down).
+
+    Returns:
+        (D, H, W), bilinearly resampled.
+    """
+    depth, height, width = volume.shape
+    angle_rad = torch.deg2rad(torch.tensor(angle))
+    # ``theta`` maps OUTPUT coordinates to INPUT coordinates (normalised to [−1, 1]), i.e. the inverse transform:
+    # hence the division by ``scale`` and the minus sign of the translation. The h/w factors undo the
+    # normalisation's different units along x and y, so that a rotation stays a rotation on a non-square image.
+    cos, sin = torch.cos(angle_rad) / scale, torch.sin(angle_rad) / scale
+    theta = torch.tensor([[cos, -sin * height / width, -2 * dx / width],
+                          [sin * width / height, cos, -2 * dy / height]], dtype=volume.dtype)
+    grid = torch.nn.functional.affine_grid(theta[None], [1, depth, height, width], align_corners=False)
     return torch.nn.functional.grid_sample(volume[None], grid, padding_mode="zeros", align_corners=False)[0]
 
 
@@ -92,12 +107,18 @@ class VolumeAugment:
 
     @staticmethod
     def _uniform(bound: float) -> float:
+        """One draw uniform in [−bound, bound] from torch's global RNG."""
         return float((torch.rand(()) * 2 - 1) * bound)
 
     def __call__(self, volume: torch.Tensor, grades: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """An augmented copy of ``volume`` (D, H, W) and the grades (T,) that go with it."""
+        # The draws happen in a fixed order (shift, flip, offset, rotation, scale, dx, dy) and every one is drawn
+        # whatever the outcome of the others: the RNG stream, hence a seeded run, does not depend on the data.
         shift = int(torch.randint(-self.max_slice_shift, self.max_slice_shift + 1, ()))
         volume = shift_slices(volume, shift)
         if float(torch.rand(())) < self.flip_p:
+            # Slices run across the patient (left to right on sagittal stacks): reversing them mirrors the
+            # patient, so left-side grades become right-side ones.
             volume = volume.flip(0)
             if self.mirror is not None:
                 grades = grades[self.mirror]

@@ -39,17 +39,24 @@ def patient_weights(patients, n_boot: int, seed: int) -> np.ndarray:
     """
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    # np.unique sorts the ids: the draws depend on the set of patients, not on the order of the rows, which is
+    # what makes two methods' resamples line up (pairing, module docstring).
     ids, row_patient = np.unique(np.asarray(patients).ravel(), return_inverse=True)
     n_patients = len(ids)
     if n_patients == 0:
         return np.zeros((n_boot, 0), dtype=np.int64)
+    # draws[b, k] = index of the patient drawn k-th in resample b (n_boot, P); changing this call or its shape
+    # changes every published interval.
     draws = np.random.default_rng(seed).integers(0, n_patients, size=(n_boot, n_patients))
+    # Count draws per (resample, patient) with one bincount: resample b's patient indices live in block b.
     flat = draws + n_patients * np.arange(n_boot)[:, None]
     counts = np.bincount(flat.ravel(), minlength=n_boot * n_patients).reshape(n_boot, n_patients)
+    # Patient counts (n_boot, P) -> row weights (n_boot, n): each row takes its patient's count.
     return counts[:, row_patient.ravel()]
 
 
 def _check_weights(weights, n: int) -> np.ndarray:
+    """``weights`` as an array, checked to be (n_boot, n) for n rows."""
     weights = np.asarray(weights)
     if weights.ndim != 2 or weights.shape[1] != n:
         raise ValueError(f"weights must have shape (n_boot, {n}), got {weights.shape}")
@@ -77,8 +84,10 @@ def weighted_confusion(y_true, y_pred, k: int, weights) -> np.ndarray:
         raise ValueError(f"labels outside 0..{k - 1}: y_true {np.unique(y_true[bad]).tolist()}, "
                          f"y_pred {np.unique(y_pred[bad]).tolist()}")
     n_boot, cells = len(weights), k * k
+    # Cell code k·true + pred, shifted into resample b's block of k² cells: one weighted bincount for all.
     flat = (k * y_true + y_pred)[None, :] + cells * np.arange(n_boot)[:, None]
     counts = np.bincount(flat.ravel(), weights=weights.ravel().astype(float), minlength=n_boot * cells)
+    # bincount sums float weights; the counts are whole numbers, rounded back to exact ints.
     return np.rint(counts).astype(np.int64).reshape(n_boot, k, k)
 
 
@@ -89,10 +98,12 @@ def mcc_from_confusion(cm: np.ndarray) -> np.ndarray:
     t = row (true) sums, p = column (predicted) sums.
     """
     cm = np.asarray(cm, dtype=float)
+    # Same formula as spinelib.metrics.matthews_from_confusion, vectorised over the leading (resample) axes.
     true, pred = cm.sum(axis=-1), cm.sum(axis=-2)
     correct, total = np.trace(cm, axis1=-2, axis2=-1), cm.sum(axis=(-2, -1))
     numerator = correct * total - (true * pred).sum(axis=-1)
     denominator = np.sqrt((total ** 2 - (pred ** 2).sum(axis=-1)) * (total ** 2 - (true ** 2).sum(axis=-1)))
+    # nan for an empty resample; 0 where a margin is constant (one grade only), as sklearn defines it.
     return np.where(total > 0, np.where(denominator > 0, _ratio(numerator, denominator), 0.0), np.nan)
 
 
@@ -121,6 +132,7 @@ def _tie_groups(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows sorted by value, and the start of each run of equal values in that order."""
     order = np.argsort(values, kind="stable")
     ordered = values[order]
+    # A run starts at position 0 and wherever the sorted value changes.
     starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
     return order, starts
 
@@ -140,10 +152,13 @@ def weighted_auc(y_binary, score, weights) -> np.ndarray:
     if len(score) == 0:
         return np.full(len(weights), np.nan)
     order, starts = _tie_groups(score)
-    w = weights[:, order]
-    pos_in_group = np.add.reduceat(w * positive[order], starts, axis=1)
-    neg_in_group = np.add.reduceat(w * ~positive[order], starts, axis=1)
+    sorted_weights = weights[:, order]                          # (n_boot, n), columns in score order
+    # Per tie group g: total positive and negative weight (n_boot, G), one reduceat per class.
+    pos_in_group = np.add.reduceat(sorted_weights * positive[order], starts, axis=1)
+    neg_in_group = np.add.reduceat(sorted_weights * ~positive[order], starts, axis=1)
+    # Exclusive cumulative sum: negative weight strictly below group g.
     negatives_below = np.cumsum(neg_in_group, axis=1) - neg_in_group
+    # A positive in group g beats every negative below it and ties (½) with the negatives in g.
     wins = (pos_in_group * (negatives_below + 0.5 * neg_in_group)).sum(axis=1)
     return _ratio(wins, pos_in_group.sum(axis=1) * neg_in_group.sum(axis=1))
 
@@ -160,6 +175,7 @@ def weighted_boundary_auc(y_true, boundary_scores, k: int, weights) -> np.ndarra
     weights = _check_weights(weights, len(y_true))
     keep = y_true >= 0
     y_true, scores, weights = y_true[keep], scores[keep], weights[:, keep]
+    # (k − 1, n_boot): one weighted AUC per boundary; min(c, ...) reuses a single score column for all.
     per_boundary = np.stack([weighted_auc(y_true > c, scores[:, min(c, scores.shape[1] - 1)], weights)
                              for c in range(k - 1)])
     with warnings.catch_warnings():
@@ -170,11 +186,13 @@ def weighted_boundary_auc(y_true, boundary_scores, k: int, weights) -> np.ndarra
 def _weighted_midranks(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """(n_boot, n) mid-ranks of each row in its resample: weight of smaller values + (weight of its ties + 1) / 2."""
     order, starts = _tie_groups(values)
+    # Tie-group index of every row: counting group starts along the sorted order, then scattering back.
     is_start = np.zeros(len(values), dtype=bool)
     is_start[starts] = True
     group_of_row = np.empty(len(values), dtype=np.int64)
     group_of_row[order] = np.cumsum(is_start) - 1
-    in_group = np.add.reduceat(weights[:, order], starts, axis=1)
+    in_group = np.add.reduceat(weights[:, order], starts, axis=1)       # resampled size of each group (n_boot, G)
+    # Ranks below the group + the average of the ranks 1..size the group's copies take: (size + 1) / 2.
     midrank = np.cumsum(in_group, axis=1) - in_group + (in_group + 1) / 2
     return midrank[:, group_of_row]
 
@@ -197,6 +215,7 @@ def weighted_spearman(x, y, weights) -> np.ndarray:
         return np.full(len(weights), np.nan)
     rank_x, rank_y = _weighted_midranks(x, weights), _weighted_midranks(y, weights)
     total = weights.sum(axis=1, keepdims=True)
+    # ---- weighted Pearson correlation of the mid-ranks (an empty resample divides 0 by 0: nan) ----
     with np.errstate(invalid="ignore", divide="ignore"):
         dx = rank_x - (weights * rank_x).sum(axis=1, keepdims=True) / total
         dy = rank_y - (weights * rank_y).sum(axis=1, keepdims=True) / total
@@ -208,10 +227,12 @@ def weighted_spearman(x, y, weights) -> np.ndarray:
 
 def _cell_ids(cells, n: int) -> tuple[np.ndarray, list]:
     """(code per row, cell id per code) of ``cells``: a 1-D sequence of hashable ids or a 2-D table (a cell per row)."""
+    # Several cell columns become one hashable tuple per row, so a single factorize numbers the cells.
     if isinstance(cells, pd.DataFrame):
         cells = list(cells.itertuples(index=False, name=None))
     elif not isinstance(cells, pd.Series) and np.ndim(cells) == 2:
         cells = [tuple(row) for row in np.asarray(cells).tolist()]
+    # sort=False: cells are numbered in order of first appearance, which is the row order of the per-cell table.
     codes, uniques = pd.factorize(pd.Series(list(cells), dtype=object), sort=False)
     if len(codes) != n:
         raise ValueError(f"cells has {len(codes)} entries for {n} rows")
@@ -228,6 +249,7 @@ def _within_cell(x, y, cells, min_n: int, correlation) -> tuple[float, pd.DataFr
     rows, used = [], []
     for code, cell in enumerate(labels):
         members = np.flatnonzero((codes == code) & finite)
+        # A correlation needs enough rows and some spread in both variables; otherwise the cell is reported, unused.
         valid = len(members) >= min_n and len(np.unique(x[members])) > 1 and len(np.unique(y[members])) > 1
         rho = float(correlation(x[members], y[members]).statistic) if valid else np.nan
         rows.append({"cell": cell, "n": len(members), "rho": rho})
@@ -235,6 +257,7 @@ def _within_cell(x, y, cells, min_n: int, correlation) -> tuple[float, pd.DataFr
             used.append(members)
     per_cell = pd.DataFrame(rows, columns=["cell", "n", "rho"])
     ok = per_cell["rho"].notna()
+    # Pooled ρ: the cells' ρ averaged with their sizes as weights (bigger cells estimate ρ more precisely).
     point = float(np.average(per_cell.loc[ok, "rho"], weights=per_cell.loc[ok, "n"])) if ok.any() else np.nan
     return point, per_cell, used
 
@@ -256,7 +279,9 @@ def within_cell_spearman(x, y, cells, weights=None,
     if not used:
         return point, per_cell, np.full(len(weights), np.nan)
     rho = np.stack([weighted_spearman(x[m], y[m], weights[:, m]) for m in used])  # (cells, n_boot)
-    size = np.stack([weights[:, m].sum(axis=1) for m in used]).astype(float)
+    size = np.stack([weights[:, m].sum(axis=1) for m in used]).astype(float)      # n_bc (cells, n_boot)
+    # A cell whose resample has an undefined ρ (constant x or y) gets weight 0 in that resample, and its nan
+    # becomes 0 so that it cannot poison the sum.
     size = np.where(np.isfinite(rho), size, 0.0)
     boot = _ratio((size * np.nan_to_num(rho)).sum(axis=0), size.sum(axis=0))
     return point, per_cell, boot

@@ -11,18 +11,43 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+
+# Each sub-command imports its library lazily: ``spinelib check-data`` must not pay for torch.
+
+if TYPE_CHECKING:   # for the annotation only: importing the params at start-up is not needed
+    from spinelib.params.phantom import PhantomSection
+
+
+def _phantom_settings(args: argparse.Namespace) -> PhantomSection:
+    """The cohort's settings: the defaults, then ``--params FILE`` (a PhantomParams YAML, loaded strictly), then
+    the flags given explicitly (``None`` = not given) and ``--no-quirks``.
+
+    Without ``--params`` the command keeps its own default of one process (PhantomParams says 2, the pipeline's).
+    """
+    from spinelib.params.phantom import PhantomParams
+
+    section = PhantomParams.load(args.params).phantom if args.params else PhantomParams().phantom.replace(workers=1)
+    flags = {name: getattr(args, name) for name in ("studies", "seed", "test_studies", "workers")}
+    section = section.replace(**{name: value for name, value in flags.items() if value is not None})
+    return section.replace(quirks=False) if args.no_quirks else section
 
 
 def _phantom(args: argparse.Namespace) -> int:
+    """``spinelib phantom OUT_DIR``: write the synthetic cohort; prints its summary as JSON."""
     from spinelib.phantom import generate_phantom
 
-    summary = generate_phantom(Path(args.out_dir), studies=args.studies, seed=args.seed,
-                               test_studies=args.test_studies, workers=args.workers, progress=not args.quiet)
+    settings = _phantom_settings(args)
+    summary = generate_phantom(Path(args.out_dir), studies=settings.studies, seed=settings.seed,
+                               test_studies=settings.test_studies, workers=settings.workers,
+                               progress=not args.quiet, quirks=settings.quirks)
     print(json.dumps(summary, indent=2, default=str))
     return 0
 
 
 def _check_data(args: argparse.Namespace) -> int:
+    """``spinelib check-data ROOT``: exit 0 with the report (problems are warnings), 2 when the data is unusable."""
     from spinelib.data.check import DataUnusable, check_dataset, format_report
 
     try:
@@ -30,7 +55,8 @@ def _check_data(args: argparse.Namespace) -> int:
     except DataUnusable as err:
         print(f"unusable: {err}", file=sys.stderr)
         return 2
-    print(json.dumps(report, indent=2, default=str) if args.json else format_report(report))
+    # --json: the report's plain form (DatasetReport.to_dict), one object a script can read
+    print(json.dumps(report.to_dict(), indent=2, default=str) if args.json else format_report(report))
     return 0
 
 
@@ -47,6 +73,7 @@ def _models_dir(path: str) -> Path:
 
 
 def _grade(args: argparse.Namespace) -> int:
+    """``spinelib grade``: the multi-stage pipeline on unannotated studies, to a submission CSV (2: no models)."""
     import time
 
     from spinelib.grading.grader import grade_cohort, is_dataset_root
@@ -68,6 +95,16 @@ def _grade(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows.to_csv(out, index=False)
+    # what the models were trained on, and the loud warning, on the terminal and in the submission's companion file
+    from spinelib.provenance import describe
+
+    for name, record in result.provenance.items():
+        print(f"{name} models {describe(record)}", file=sys.stderr)
+    companion = out.with_name(out.stem + ".provenance.json")
+    companion.write_text(json.dumps({"models": result.provenance, "warning": result.warning}, indent=1) + "\n")
+    if result.warning:
+        print(f"\n{'!' * 100}\n{result.warning}\n{'!' * 100}\n", file=sys.stderr)
+    print(f"wrote what the models were trained on to {companion}", file=sys.stderr)
     if args.coordinates:
         coordinates = Path(args.coordinates)
         coordinates.parent.mkdir(parents=True, exist_ok=True)
@@ -81,15 +118,21 @@ def _grade(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command (each sets ``func``, the function :func:`main` calls)."""
     parser = argparse.ArgumentParser(prog="spinelib", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("phantom", help="write the synthetic lumbar MRI cohort in the RSNA 2024 layout")
     p.add_argument("out_dir")
-    p.add_argument("--studies", type=int, default=300, help="number of labelled studies (default 300)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--test-studies", type=int, default=2, help="unlabelled studies under test_images/")
-    p.add_argument("--workers", type=int, default=1, help="processes (output is identical for any value)")
+    # the settings' defaults come from PhantomParams (or --params FILE); a flag given explicitly overrides them
+    p.add_argument("--params", metavar="FILE", help="a PhantomParams YAML (params/phantom.yaml), loaded strictly")
+    p.add_argument("--studies", type=int, default=None, help="number of labelled studies (default 300)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    p.add_argument("--test-studies", type=int, default=None, help="unlabelled studies under test_images/ (default 2)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes (default 1 without --params; output is identical for any value)")
+    p.add_argument("--no-quirks", action="store_true",
+                   help="write clean files, without the real RSNA files' quirks (same content)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_phantom)
 
@@ -122,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     return args.func(args)

@@ -6,6 +6,7 @@ those of ``train_label_coordinates.csv``.
 
 from __future__ import annotations
 
+# The five graded conditions, in train.csv's column order (also the order of the 25 submission rows per study).
 CONDITIONS: tuple[str, ...] = (
     "spinal_canal_stenosis",
     "left_neural_foraminal_narrowing",
@@ -20,6 +21,7 @@ CONDITION_WORDS: dict[str, str] = {
     "left_subarticular_stenosis": "Left Subarticular Stenosis",
     "right_subarticular_stenosis": "Right Subarticular Stenosis",
 }
+# The five intervertebral disc levels, top (L1/L2) to bottom (L5/S1).
 LEVELS: tuple[str, ...] = ("l1_l2", "l2_l3", "l3_l4", "l4_l5", "l5_s1")
 LEVEL_WORDS: dict[str, str] = {
     "l1_l2": "L1/L2",
@@ -28,8 +30,10 @@ LEVEL_WORDS: dict[str, str] = {
     "l4_l5": "L4/L5",
     "l5_s1": "L5/S1",
 }
+# Severity grades as train.csv spells them; a grade's position is its index (0, 1, 2) everywhere in the library.
 GRADES: tuple[str, ...] = ("Normal/Mild", "Moderate", "Severe")
 
+# Series descriptions as train_series_descriptions.csv spells them.
 SAGITTAL_T1 = "Sagittal T1"
 SAGITTAL_T2 = "Sagittal T2/STIR"
 AXIAL_T2 = "Axial T2"
@@ -44,6 +48,7 @@ CONDITION_SERIES: dict[str, str] = {
     "right_subarticular_stenosis": AXIAL_T2,
 }
 
+# Reverse look-ups: word form (coordinates file) -> snake case, grade name -> index.
 CONDITION_FROM_WORDS: dict[str, str] = {v: k for k, v in CONDITION_WORDS.items()}
 LEVEL_FROM_WORDS: dict[str, str] = {v: k for k, v in LEVEL_WORDS.items()}
 GRADE_INDEX: dict[str, int] = {g: i for i, g in enumerate(GRADES)}

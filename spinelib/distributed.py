@@ -38,10 +38,13 @@ def setup_distributed() -> tuple[int, int, torch.device]:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return 0, 1, resolve_device("auto")
+    # RANK is global (0..N−1 over all machines); LOCAL_RANK numbers the processes of this machine and so picks
+    # its GPU. On a single machine they coincide, hence the fallback.
     rank = int(os.environ["RANK"])
     local_rank = int(os.environ.get("LOCAL_RANK", rank))
     if torch.cuda.is_available():
         device, backend = torch.device("cuda", local_rank), "nccl"
+        # Make it the current device, so that a bare "cuda" (and NCCL's own buffers) refer to this rank's GPU.
         torch.cuda.set_device(device)
     else:
         device, backend = torch.device("cpu"), "gloo"
@@ -78,6 +81,7 @@ def mean_over_ranks(values: dict[str, float], device: torch.device) -> dict[str,
     """
     if not is_distributed():
         return values
+    # Sorted keys fix one order on every rank: all_reduce adds position by position, so orders must agree.
     keys = sorted(values)
     tensor = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=device)
     dist.all_reduce(tensor)

@@ -13,15 +13,12 @@ from pathlib import Path
 import pandas as pd
 
 from spinelib.crops.extract import extract_crops
-from spinelib.crops.plan import CropConfig
+from spinelib.params.data import CropsParams
 from spinelib.paths import data_root_or_tiny_phantom
 
-TINY_CROPS = CropConfig(volume_slices=4, volume_size=(32, 64), bag_scale=0.25, loc_size=(64, 64))
-TINY_PRETRAIN = {"condition": "spinal_canal_stenosis", "input_size": 32, "views": 2, "temperature": 0.1,
-                 "epochs": 1, "batch_size": 16, "lr": 1e-3, "lr_min": 0.0, "weight_decay": 1e-4, "grad_clip": 1.0,
-                 "hidden_dim": 64, "projection_dim": 32, "crop_scale": [0.8, 1.0], "rotation": 15,
-                 "brightness": 0.2, "contrast": 0.2, "seed": 0, "num_workers": 0, "device": "cpu", "amp": False,
-                 "channels_last": False}
+# the crop store of notebooks 02, 03, 08 and 09's tests: notebook 01's CPU profile, smaller where it costs time
+TINY_CROPS = CropsParams().replace(volume_slices=4, volume_size=[32, 64], bag_scale=0.25,
+                                   loc_size=[64, 64]).crop_config()
 
 
 def tiny_crop_store(studies: int = 12) -> Path:
@@ -33,39 +30,19 @@ def tiny_crop_store(studies: int = 12) -> Path:
 
 
 def tiny_encoders(crops_dir: Path, split_columns: list[str]) -> Path:
-    """Encoders pretrained for one epoch per split column, in a temporary folder."""
+    """Encoders pretrained for one epoch per split column, in a temporary folder.
+
+    Notebook 02's tiny profile (:meth:`ContrastiveParams.tiny`), with two views per disc and on the CPU without
+    AMP: the cheapest run that still writes an encoder notebook 03 can load.
+    """
+    from spinelib.params.contrastive import ContrastiveParams
     from spinelib.studies.contrastive import pretrain
 
+    hp = ContrastiveParams.tiny().pretrain.replace(views=2, device="cpu", amp=False, channels_last=False)
     out = Path(tempfile.mkdtemp(prefix="spinelib-encoders-"))
     for split_column in split_columns:
-        pretrain(TINY_PRETRAIN, crops_dir, out, split_column, progress=False)
+        pretrain(hp, crops_dir, out, split_column, progress=False)
     return out
-
-
-TINY_VOLUMES = {"split_column": "split", "tasks": {"spinal_canal_stenosis": 3, "left_neural_foraminal_narrowing": 3,
-                                                   "right_neural_foraminal_narrowing": 3, "pfirrmann": 5,
-                                                   "disc_narrowing": 4},
-                "extra_tasks_csv": "", "first_grade": {"pfirrmann": 1},
-                "masked": {"Sagittal T1": ["pfirrmann", "disc_narrowing"]},
-                "train_series": ["Sagittal T2/STIR", "Sagittal T1"], "eval_series": ["Sagittal T2/STIR"],
-                "field": [24, 48], "input_size": [16, 32], "max_slice_shift": 1, "flip_p": 0.5,
-                "intensity_offset": 0.1, "translate": [4, 3], "scale": 0.1, "rotation": 15}
-TINY_RANKING = {"seed": 0, "seeds": [0, 1], "base_width": 4, "head_input": "embedding", "head_hidden": 16,
-                "soft_clamp_beta": 5.0,
-                "phase1": {"epochs": 1, "min_epochs": 1, "patience": 1, "batch_size": 8, "lr": 1e-3,
-                           "weight_decay": 1e-4},
-                "phase2": {"epochs": 1, "min_epochs": 1, "patience": 1, "batch_size": 8, "lr": 1e-3,
-                           "encoder_lr": 1e-4, "weight_decay": 1e-4, "min_lr": 1e-6},
-                "loss": {"scale": 10.0, "m_base": 0.5, "m_scale": 1.5, "lambda_dis": 1.0, "lambda_sim": 0.25,
-                         "hard_fraction": 0.7, "pair_fraction": 0.5, "pair_budget": None, "severity_weight": True,
-                         "adaptive_margin": True, "fixed_margin": 1.0, "task_reduction": "sum", "svm_margin": 1.0,
-                         "ranknet_sigma": 1.0},
-                "grad_clip": None, "num_workers": 0, "device": "cpu", "amp": False, "channels_last": False}
-TINY_RUNS = {"finetuned": ["ce", "spineranknet"], "frozen": ["corn", "mae", "ranknet", "deep_rank_svm", "spineranknet"],
-             "ablation_encoder": "frozen", "ablation_heads": ["kan"],
-             "loss_ablations": {"no_similarity": {"lambda_sim": 0.0}}}
-TINY_EXTRA_TRUTH = {"pfirrmann": "pfirrmann_score", "disc_narrowing": "height_loss"}   # latent behind each extra task
-TINY_TTA = {"translate": 2, "slice_shift": 1, "flips": True, "batch_size": 32}
 
 
 def tiny_ranking_inputs() -> tuple[Path, Path, Path]:
@@ -77,13 +54,13 @@ def tiny_ranking_inputs() -> tuple[Path, Path, Path]:
     return crops, root / "phantom_extra_tasks.csv", root / "phantom_truth.csv"
 
 
-def tiny_ranking_run(runs: dict | None = None, method: str = "coordinate_descent") -> dict[str, Path]:
-    """Notebook 04 in miniature: one epoch per run, TTA predictions, the pixel probe and validation
-    thresholds, in a temp folder.
+def tiny_ranking_run(runs: "RunsParams | None" = None, method: str = "coordinate_descent") -> dict[str, Path]:
+    """Notebook 04 in miniature (its tiny profile, :meth:`RankingParams.tiny`): one epoch per run, TTA
+    predictions, the pixel probe and validation thresholds, in a temp folder.
 
-    Notebooks 05–07 each need one; inside a test session (whose temporary folder, made by
-    tests/conftest.py, is removed after the run) the first call with the default runs leaves its result
-    there and later calls reuse it (the files are only read).
+    ``runs`` replaces the tiny profile's runs section. Notebooks 05–07 each need one; inside a test session (whose
+    temporary folder, made by tests/conftest.py, is removed after the run) the first call with the default runs
+    leaves its result there and later calls reuse it (the files are only read).
     """
     import json
 
@@ -100,26 +77,34 @@ def tiny_ranking_run(runs: dict | None = None, method: str = "coordinate_descent
     return result
 
 
-def _tiny_ranking_run(runs: dict | None, method: str) -> dict[str, Path]:
+def _tiny_ranking_run(runs: "RunsParams | None", method: str) -> dict[str, Path]:
+    """What notebooks 04 and 05 write, for the tiny profile: cohort.json, runs.json, predictions, reference scores,
+    thresholds."""
     import json
 
     from spinelib import instrument
     from spinelib.crops import open_store
+    from spinelib.params.ranking import RankingParams
     from spinelib.studies import ranking, ranking_eval
     from spinelib.tta import tta_views
 
+    params = RankingParams.tiny()
     crops, extra, truth = tiny_ranking_inputs()
     out = Path(tempfile.mkdtemp(prefix="spinelib-ranking-"))
-    data = ranking.load_data(open_store(crops), {**TINY_VOLUMES, "extra_tasks_csv": str(extra)})
-    plan = ranking.plan_runs(runs or TINY_RUNS, TINY_RANKING["seeds"])
+    store = open_store(crops)
+    ranking_eval.write_cohort(out, ranking_eval.cohort_of_store(str(crops), store.config()))  # as notebook 04 does
+    data = ranking.load_data(store, params.volumes.replace(extra_tasks_csv=str(extra)))
+    plan = ranking.plan_runs(runs or params.runs, params.train.seeds)
     for spec in plan:
-        ranking.train_run(data, TINY_RANKING, spec, out, progress=False)
+        ranking.train_run(data, params.train, spec, out, progress=False)
     ranking.write_plan(plan, out / "runs.json")
-    models = ranking.load_models(TINY_RANKING, data.tasks.num_grades, plan, out)
+    models = ranking.load_models(params.train, data.tasks.num_grades, plan, out)
+    views = tta_views(params.tta.translate, params.tta.slice_shift, params.tta.flips)
     for split in ("val", "test"):
-        predictions = ranking.predict_tta(models, getattr(data, split), data.tasks, tta_views(2), progress=False)
+        predictions = ranking.predict_tta(models, getattr(data, split), data.tasks, views, params.tta.batch_size,
+                                          progress=False)
         predictions.to_csv(out / f"predictions_{split}.csv", index=False)
-    latent = ranking_eval.truth_table(str(truth), str(extra), TINY_EXTRA_TRUTH)
+    latent = ranking_eval.truth_table(str(truth), str(extra), params.extra_truth)
     instrument.reference_scores(data.train_eval, {"val": data.val, "test": data.test}, latent, pd.read_csv(extra),
                                 data.tasks.names).to_csv(out / "reference_scores.csv", index=False)
     val = ranking_eval.with_thresholded(pd.read_csv(out / "predictions_val.csv"))

@@ -41,6 +41,7 @@ def _voxels(dataset: VolumeDataset) -> np.ndarray:
 
 
 def _keys(dataset: VolumeDataset) -> pd.DataFrame:
+    """(study_id, level) of each disc of ``dataset``, in the order of :func:`_voxels`' rows."""
     return dataset.rows_used()[["study_id", "level"]].reset_index(drop=True)
 
 
@@ -48,20 +49,23 @@ def pixel_probe(train: VolumeDataset, evaluate: dict[str, VolumeDataset], truth:
                 tasks: tuple[str, ...]) -> pd.DataFrame:
     """Ridge probe from input voxels to the latent, per task; scores of the ``evaluate`` splits.
 
-    ``truth`` has columns study_id, level, task, latent (:func:`spinelib.stages.ranking_eval.truth_table`).
+    ``truth`` has columns study_id, level, task, latent (:func:`spinelib.studies.ranking_eval.truth_table`).
     Voxels are standardised with the training mean and std. Returns one row per (split, disc, task):
     split, study_id, level, task, score, and the chosen ridge ``alpha``.
     """
-    x_train = _voxels(train)
+    # ---- voxels standardised per voxel with the training statistics only (nothing of val/test leaks in) ----
+    x_train = _voxels(train)                                        # (N_train, V), V = D·H·W
     mean, std = x_train.mean(axis=0), x_train.std(axis=0) + 1e-3   # + 1e-3: constant (padding) voxels
     x_train = (x_train - mean) / std
     x_eval = {split: (_voxels(d) - mean) / std for split, d in evaluate.items()}
     keys_train = _keys(train)
+
+    # ---- one ridge read-out per task: latent ≈ x·w + b, penalty α chosen by GCV on the training discs ----
     frames = []
     for task in tasks:
         latent = keys_train.merge(truth[truth["task"] == task], on=["study_id", "level"], how="left")["latent"]
         known = latent.notna().to_numpy()
-        if known.sum() < 10:
+        if known.sum() < 10:    # too few training discs with a latent for a read-out worth reporting
             continue
         model = RidgeCV(alphas=RIDGE_ALPHAS).fit(x_train[known], latent[known].to_numpy())
         for split, x in x_eval.items():
@@ -80,8 +84,10 @@ def reference_scores(train: VolumeDataset, evaluate: dict[str, VolumeDataset], t
     phantom's extra-task CSV).
     """
     probe = pixel_probe(train, evaluate, truth, tasks).rename(columns={"score": "pixel_probe"})
+    # level only: learnt on the training discs, so it is a fair (if blind) predictor of val/test discs
     train_truth = _keys(train).merge(truth, on=["study_id", "level"])
     level_mean = train_truth.groupby(["task", "level"])["latent"].mean().rename("level_only")
+    # degeneration only: the patient's mean over its discs, the phantom's shared patient factor
     patient = degeneration.groupby("study_id")["degeneration"].mean().rename("degeneration_only")
     return probe.join(level_mean, on=["task", "level"]).join(patient, on="study_id")
 
@@ -114,12 +120,13 @@ def within_grade(scores: pd.DataFrame, columns: list[str], by_level: bool = True
     """
     rows = []
     for task, frame in scores[scores["grade"] >= 0].groupby("task", sort=False):
+        # grade × level cells: inside one, neither the grade nor the level can explain the order of the latents
         cells = frame[["grade", "level"]] if by_level else frame["grade"].to_numpy()
         for column in columns:
             rho, per_cell, _ = within_cell_spearman(frame[column].to_numpy(), frame["latent"].to_numpy(), cells,
                                                     min_n=min_n)
             tau, _ = within_cell_kendall(frame[column].to_numpy(), frame["latent"].to_numpy(), cells, min_n=min_n)
-            used = per_cell[per_cell["rho"].notna()]
+            used = per_cell[per_cell["rho"].notna()]   # cells that entered the pooled ρ (n ≥ min_n, not constant)
             rows.append({"task": task, "score": column, "rho": rho, "tau": tau, "n": int(used["n"].sum()),
                          "cells": len(used)})
     return pd.DataFrame(rows)

@@ -26,11 +26,12 @@ import numpy as np
 import pandas as pd
 
 GRADE_NAMES = ("normal_mild", "moderate", "severe")
-NORMAL_MILD, SEVERE = 0, 2
+NORMAL_MILD, SEVERE = 0, 2      # grade indices; Moderate is 1
+# Column order of the Table 1 summary (also the row order of ``summary_with_ci``'s frame and of the JSON written).
 SUMMARY_COLUMNS = ("recall_normal_mild", "recall_moderate", "recall_severe", "accuracy", "balanced_accuracy",
                    "severe_to_normal")
 
-Metric = Callable[[np.ndarray, np.ndarray], float]
+Metric = Callable[[np.ndarray, np.ndarray], float]      # metric(y_true, y_pred) -> value, for ``bootstrap_ci``
 
 
 def _labelled(y_true, y_pred, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -54,6 +55,7 @@ def confusion_from_codes(codes: np.ndarray, num_classes: int) -> np.ndarray:
     lead = codes.shape[:-1]
     n_cells = num_classes * num_classes
     matrices = int(np.prod(lead, dtype=np.int64))
+    # One bincount for all matrices: matrix m's codes are shifted into their own block [m·K², (m+1)·K²).
     flat = codes.reshape(matrices, codes.shape[-1]) + n_cells * np.arange(matrices)[:, None]  # n = 0 allowed
     counts = np.bincount(flat.ravel(), minlength=flat.shape[0] * n_cells)
     return counts.reshape(*lead, num_classes, num_classes)
@@ -68,15 +70,18 @@ def confusion(y_true, y_pred, num_classes: int = 3) -> np.ndarray:
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     """numerator / denominator, nan where the denominator is 0 (it may be a float below 1, e.g. Σ W∘E of QWK)."""
     positive = denominator > 0
+    # Divide by 1 where the denominator is 0 (the result is replaced by nan anyway): no divide-by-zero warning.
     return np.where(positive, numerator / np.where(positive, denominator, 1), np.nan)
 
 
 def summary_from_confusion(cm: np.ndarray) -> dict[str, np.ndarray]:
     """Table 1 columns from confusion matrices (..., K, K), K = 3; vectorised over the leading axes."""
-    support = cm.sum(axis=-1)
-    correct = np.diagonal(cm, axis1=-2, axis2=-1)
+    support = cm.sum(axis=-1)                           # discs per true grade (..., K)
+    correct = np.diagonal(cm, axis1=-2, axis2=-1)        # C[k, k] (..., K)
     recall = _ratio(correct, support)
     present = support > 0
+    # Balanced accuracy averages recall over the grades that occur: an absent grade's nan recall is excluded
+    # (as sklearn's balanced_accuracy_score does), not counted as 0.
     balanced = _ratio(np.where(present, recall, 0.0).sum(axis=-1), present.sum(axis=-1))
     return {
         "recall_normal_mild": recall[..., NORMAL_MILD],
@@ -109,6 +114,7 @@ def classification_summary(y_true, y_pred, num_classes: int = 3) -> dict[str, fl
 
 def _resample_weights(n: int, groups, n_boot: int, seed: int) -> np.ndarray:
     """(n_boot, n) bootstrap weights of the n discs: patients resampled when ``groups`` is given, else discs."""
+    # Imported here: spinelib.bootstrap imports this module at its top, so a top-level import would be circular.
     from spinelib.bootstrap import patient_weights
 
     patients = np.arange(n) if groups is None else np.asarray(groups).ravel()
@@ -132,7 +138,7 @@ def _percentile_interval(values: np.ndarray, level: float) -> tuple[np.ndarray, 
     """Percentile interval over axis 0, ignoring nan resamples; nan where every resample is nan."""
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level}")
-    tail = 100 * (1 - level) / 2
+    tail = 100 * (1 - level) / 2        # e.g. 2.5 for a 95 % interval: the 2.5th and 97.5th percentiles
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-nan columns: nan, reported as such
         low, high = np.nanpercentile(values, [tail, 100 - tail], axis=0)
@@ -148,11 +154,14 @@ def bootstrap_ci(y_true, y_pred, metric: Metric, n_boot: int = 1000, seed: int =
     on which the metric is undefined (nan) are dropped; (nan, nan) when there is
     no labelled disc or every resample is undefined.
     """
+    # Drop unlabelled discs from the patient ids first, while y_true still has its original length.
     groups = _labelled_groups(y_true, groups)
     y_true, y_pred = _labelled(y_true, y_pred)
     if len(y_true) == 0:
         return float("nan"), float("nan")
     rows = np.arange(len(y_true))
+    # A generic metric needs the resample itself: row i repeated w_b[i] times (slower than the weighted
+    # confusion matrices of summary_with_ci, but it accepts any function of (y_true, y_pred)).
     values = np.array([metric(y_true[idx], y_pred[idx]) for idx in
                        (np.repeat(rows, w) for w in _resample_weights(len(y_true), groups, n_boot, seed))],
                       dtype=float)
@@ -168,13 +177,14 @@ def summary_with_ci(y_true, y_pred, n_boot: int = 1000, seed: int = 0, level: fl
     interval of the study should. Same resamples as :func:`bootstrap_ci` with the
     same seed and groups; the n_boot confusion matrices come from one weighted ``bincount``.
     """
-    from spinelib.bootstrap import weighted_confusion
+    from spinelib.bootstrap import weighted_confusion      # here, not at the top: bootstrap imports this module
 
     groups = _labelled_groups(y_true, groups)
     y_true, y_pred = _labelled(y_true, y_pred, len(GRADE_NAMES))
     k = len(GRADE_NAMES)
     value = summary_from_confusion(confusion(y_true, y_pred, k))
     if len(y_true):
+        # (n_boot, n) weights -> (n_boot, 3, 3) confusion matrices -> each column's (n_boot,) resampled values.
         weights = _resample_weights(len(y_true), groups, n_boot, seed)
         resampled = summary_from_confusion(weighted_confusion(y_true, y_pred, k, weights))
         low, high = _percentile_interval(np.stack([resampled[c] for c in SUMMARY_COLUMNS], axis=1), level)
@@ -192,6 +202,8 @@ ORDINAL_COLUMNS = ("balanced_accuracy", "roc_auc", "qwk", "mae", "mcc")
 def boundary_scores_from_proba(proba: np.ndarray) -> np.ndarray:
     """(N, K) class probabilities → (N, K−1) scores for the boundaries: column c is P(grade > c)."""
     proba = np.asarray(proba, dtype=float)
+    # Reverse cumulative sum: column c of the reversed cumsum is P(grade ≥ c); dropping c = 0 (always 1) leaves
+    # P(grade ≥ c + 1) = P(grade > c) for c = 0..K−2.
     return np.cumsum(proba[:, ::-1], axis=1)[:, ::-1][:, 1:]
 
 
@@ -212,7 +224,9 @@ def boundary_auc(y_true, boundary_scores: np.ndarray, num_grades: int | None = N
     out = np.full(n_boundaries, np.nan)
     for c in range(n_boundaries):
         target = y_true > c
+        # AUC needs both classes; roc_auc_score would raise otherwise.
         if 0 < target.sum() < len(target):
+            # min(c, ...): a single score column (N, 1) is reused for every boundary.
             out[c] = roc_auc_score(target, scores[:, min(c, scores.shape[1] - 1)])
     return out
 
@@ -228,6 +242,7 @@ def ordinal_summary(y_true, y_pred, boundary_scores: np.ndarray | None, num_grad
     * MAE: mean |y_pred − y_true| in grade units;
     * MCC: multi-class Matthews correlation coefficient.
     """
+    # The unfiltered grades are kept to index boundary_scores, which has one row per disc including unlabelled ones.
     y_all = np.asarray(y_true).astype(int).ravel()
     keep = y_all >= 0
     y_true, y_pred = _labelled(y_true, y_pred, num_grades)
@@ -236,7 +251,8 @@ def ordinal_summary(y_true, y_pred, boundary_scores: np.ndarray | None, num_grad
     cm = confusion_from_codes(num_grades * y_true + y_pred, num_grades)
     from_cm = ordinal_from_confusion(cm)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)     # nanmean of all-nan boundaries: nan, no warning
+        # ROC-AUC is undefined when only one grade is present (no boundary has both sides).
         auc = float(np.nanmean(boundary_auc(y_all[keep], np.asarray(boundary_scores)[keep], num_grades))) \
             if boundary_scores is not None and len(np.unique(y_true)) > 1 else float("nan")
     return {"balanced_accuracy": float(from_cm["balanced_accuracy"]), "roc_auc": auc, "qwk": float(from_cm["qwk"]),
@@ -251,6 +267,7 @@ def matthews_from_confusion(cm: np.ndarray) -> float:
     scikit-learn defines it (computed here so that a one-grade subset does not warn).
     """
     cm = np.asarray(cm, dtype=np.float64)
+    # t: true counts per grade, p: predicted counts, c: correct, s: total (the names of the formula above).
     t, p, c, s = cm.sum(axis=1), cm.sum(axis=0), np.trace(cm), cm.sum()
     denominator = (s * s - p @ p) * (s * s - t @ t)
     return float((c * s - p @ t) / np.sqrt(denominator)) if denominator > 0 else 0.0
@@ -262,14 +279,17 @@ def ordinal_from_confusion(cm: np.ndarray) -> dict[str, np.ndarray]:
     QWK = 1 − Σ W∘O / Σ W∘E with W_ij = (i − j)² / (K − 1)², E = row sums ⊗ column sums / n.
     """
     k = cm.shape[-1]
-    n = cm.sum(axis=(-2, -1))
-    support = cm.sum(axis=-1)
+    n = cm.sum(axis=(-2, -1))                               # discs per matrix (...)
+    support = cm.sum(axis=-1)                               # row sums: true counts (..., K)
     recall = _ratio(np.diagonal(cm, axis1=-2, axis2=-1), support)
     present = support > 0
     balanced = _ratio(np.where(present, recall, 0.0).sum(axis=-1), present.sum(axis=-1))
-    i, j = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
+    # ---- QWK: observed vs chance-expected disagreement, both weighted by the squared grade distance ----
+    i, j = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")      # (K, K) true and predicted grade
     weight = (i - j) ** 2 / (k - 1) ** 2
+    # E = outer product of row and column sums / n (..., K, K): the counts expected if predictions ignored truth.
     expected = support[..., :, None] * cm.sum(axis=-2)[..., None, :] / np.maximum(n, 1)[..., None, None]
     qwk = 1 - _ratio((weight * cm).sum(axis=(-2, -1)), (weight * expected).sum(axis=(-2, -1)))
+    # ---- MAE: mean |true − predicted| grade distance, read off the matrix ----
     mae = _ratio((np.abs(i - j) * cm).sum(axis=(-2, -1)), n)
     return {"balanced_accuracy": balanced, "qwk": qwk, "mae": mae}

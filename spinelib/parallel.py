@@ -18,7 +18,10 @@ def process_map(fn: Callable, jobs: Sequence, workers: int, *, chunksize: int = 
     """
     bar = {"total": len(jobs), "show": progress, **bar}
     if workers <= 1:
+        # In-process: no pickling, and exceptions keep their full traceback (easier to debug a notebook cell).
         yield from progress_bar(map(fn, jobs), **bar)
         return
+    # pool.map yields results in submission order even when later jobs finish first, so the output (and any
+    # file written from it) does not depend on scheduling. ``fn`` and the jobs must be picklable.
     with ProcessPoolExecutor(workers) as pool:
         yield from progress_bar(pool.map(fn, jobs, chunksize=chunksize), **bar)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 def repo_root(start: Path | None = None) -> Path:
     """The nearest folder at or above ``start`` (default: the working directory) holding ``dvc.yaml``."""
+    # resolve(): follow symlinks and make absolute, so ``parents`` walks the real folder tree up to /.
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if (folder / "dvc.yaml").exists():
@@ -30,8 +31,10 @@ def portable_path(path: str | Path) -> str:
     """``path`` relative to the repository root when it lies inside it (no machine paths in outputs), else absolute."""
     path = Path(path).resolve()
     try:
+        # The root is searched from the path itself, not from the working directory: a file of another checkout
+        # is made relative to that checkout.
         return str(path.relative_to(repo_root(path)))
-    except (FileNotFoundError, ValueError):
+    except (FileNotFoundError, ValueError):    # no dvc.yaml above it, or not below the root found
         return str(path)
 
 
@@ -47,12 +50,18 @@ def output_dir(path: str | Path | None, name: str) -> Path:
 
 
 def data_root_or_tiny_phantom(data_root: str | Path | None, studies: int = 8, seed: int = 0) -> Path:
-    """``data_root`` from params, or a tiny phantom in a temporary folder when empty (notebook tests)."""
+    """``data_root`` from params, or a tiny phantom in a temporary folder when empty (notebook tests).
+
+    The tiny phantom has the default RSNA file quirks (RLE 12-bit, "T1"/"T2" headers, instance gaps, extra
+    annotation rows), so that the notebook tests read files as the real download has them.
+    """
     if data_root:
         root = resolve(data_root)
         if not (root / "train.csv").exists():
             raise FileNotFoundError(f"{root}: no train.csv; run `dvc repro phantom` or place the RSNA download there")
         return root
+    # Imported only when needed: the phantom generator brings in its DICOM writer (pydicom), which a run on
+    # real data never uses, and importing spinelib.paths stays cheap.
     from spinelib.phantom import generate_phantom
 
     root = Path(tempfile.mkdtemp(prefix="spinelib-phantom-"))

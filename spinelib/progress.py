@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 def progress_bar(iterable: Iterable | None = None, show: bool = True, **kwargs) -> tqdm:
     """A tqdm bar over ``iterable`` (or a manual one with ``total=``); ``show=False`` hides it."""
+    # Set ``disable`` only to hide: passing disable=False would override TQDM_DISABLE=1 from the environment.
     if not show:
         kwargs["disable"] = True
     return tqdm(iterable, **kwargs)

@@ -19,8 +19,8 @@ from pathlib import Path
 import yaml
 from PIL import Image
 
-MAX_BYTES = 1_000_000
-MAX_WIDTH = 900
+MAX_BYTES = 1_000_000    # largest published notebook: GitHub renders bigger ones slowly or not at all
+MAX_WIDTH = 900          # px; wider than the rendered notebook column gains nothing
 
 
 def executed_notebooks(dvc_yaml: Path) -> list[Path]:
@@ -29,6 +29,7 @@ def executed_notebooks(dvc_yaml: Path) -> list[Path]:
     found = []
     for stage in stages.values():
         for out in stage.get("outs", []):
+            # An out is a plain path, or a one-key mapping {path: {cache: false, ...}} when it carries options.
             path = out if isinstance(out, str) else next(iter(out))
             if path.endswith(".ipynb"):
                 found.append(Path(path))
@@ -51,8 +52,10 @@ def shrink_image(data: str, max_width: int = MAX_WIDTH) -> tuple[str, str]:
         background.paste(image.convert("RGBA"), mask=image.convert("RGBA").split()[-1])
         image = background
     image = image.convert("RGB")
+    # Only ever shrink (keeping the aspect ratio); LANCZOS keeps thin plot lines and text legible.
     if image.width > max_width:
         image = image.resize((max_width, round(image.height * max_width / image.width)), Image.LANCZOS)
+    # Encode both ways and keep the smaller: deciding by content would need a heuristic, and this is cheap.
     png, jpeg = io.BytesIO(), io.BytesIO()
     image.quantize(256).save(png, format="PNG", optimize=True)
     image.save(jpeg, format="JPEG", quality=85, optimize=True)
@@ -62,7 +65,7 @@ def shrink_image(data: str, max_width: int = MAX_WIDTH) -> tuple[str, str]:
 
 def clean_notebook(notebook: dict, max_width: int = MAX_WIDTH) -> dict:
     """A copy of an executed notebook for reading: figures shrunk, stderr streams (progress, warnings) dropped."""
-    notebook = json.loads(json.dumps(notebook))
+    notebook = json.loads(json.dumps(notebook))      # a deep copy: the caller's notebook is left untouched
     for cell in notebook["cells"]:
         if cell["cell_type"] != "code":
             continue
@@ -72,6 +75,7 @@ def clean_notebook(notebook: dict, max_width: int = MAX_WIDTH) -> dict:
                 continue
             data = output.get("data", {})
             if "image/png" in data:
+                # nbformat allows a string or a list of line strings; the mime key changes when JPEG wins.
                 png = data.pop("image/png")
                 mime, encoded = shrink_image("".join(png) if isinstance(png, list) else png, max_width)
                 data[mime] = encoded
@@ -97,6 +101,7 @@ def publish(root: Path, out_dir: Path, max_bytes: int = MAX_BYTES, max_width: in
     Raises FileNotFoundError naming the notebooks that are missing (run ``make repro`` first) and ValueError when
     a copy is still over ``max_bytes`` after shrinking its figures.
     """
+    # ---- find the executed notebooks, refusing to publish a partial set ----
     root, out_dir = Path(root), Path(out_dir)
     sources = executed_notebooks(root / "dvc.yaml")
     missing = [str(s) for s in sources if not (root / s).is_file()]
@@ -104,6 +109,7 @@ def publish(root: Path, out_dir: Path, max_bytes: int = MAX_BYTES, max_width: in
         raise FileNotFoundError(f"executed notebooks missing (run `make repro` first): {missing}")
     md5 = locked_md5(root / "dvc.lock")
     out_dir.mkdir(parents=True, exist_ok=True)
+    # ---- clean and copy each notebook, checking its size ----
     written, entries = [], []
     for source in sources:
         notebook = clean_notebook(json.loads((root / source).read_text()), max_width)
@@ -114,9 +120,11 @@ def publish(root: Path, out_dir: Path, max_bytes: int = MAX_BYTES, max_width: in
                              f"(limit {max_bytes / 1e6:.1f} MB)")
         target.write_text(text)
         written.append(target)
+        # md5 of the executed source (not of the cleaned copy), comparable with what dvc.lock records for it.
         actual = hashlib.md5((root / source).read_bytes()).hexdigest()
         entries.append({"notebook": target.name, "source": str(source), "title": title(notebook),
                         "md5": actual, "locked_md5": md5.get(str(source))})
+    # ---- manifest (for the staleness test) and index page ----
     (out_dir / "manifest.json").write_text(json.dumps(entries, indent=1) + "\n")
     lines = ["# The study's executed notebooks", "",
              "The default run on the embedded phantom (`make repro`), with its outputs; refreshed by `make publish`.",

@@ -17,6 +17,7 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 
 def _check_fractions(fractions: Sequence[float]) -> np.ndarray:
+    """``fractions`` (train, val, test) as a (3,) array; raises unless non-negative and summing to 1."""
     frac = np.asarray(fractions, dtype=float)
     if frac.shape != (3,) or (frac < 0).any() or not np.isclose(frac.sum(), 1.0):
         raise ValueError(f"split fractions must be three non-negative numbers summing to 1, got {list(fractions)}")
@@ -31,12 +32,15 @@ def stratified_assign(strata: pd.Series, fractions: Sequence[float], seed: int) 
     so every split keeps the stratum proportions and the result is deterministic.
     """
     frac = _check_fractions(fractions)
+    # one generator for all strata, drawn in a fixed stratum order: the split depends on the seed only
     rng = np.random.default_rng(seed)
-    keys = strata.fillna(-1).to_numpy()
+    keys = strata.fillna(-1).to_numpy()   # unlabelled units form their own stratum (-1)
     out = np.empty(len(strata), dtype=object)
     for stratum in sorted(set(keys.tolist()), key=str):
         units = np.flatnonzero(keys == stratum)  # positions, in index order
         rng.shuffle(units)
+        # largest remainder: counts_i = floor(f_i * n), then the units left over go to the largest f_i * n - counts_i
+        # (ties to the earlier split), so the counts sum to n and each is within one of f_i * n
         counts = np.floor(frac * len(units)).astype(int)
         remainder = frac * len(units) - counts
         for i in np.argsort(-remainder, kind="stable")[: len(units) - counts.sum()]:
@@ -49,6 +53,7 @@ def stratified_assign(strata: pd.Series, fractions: Sequence[float], seed: int) 
 def worst_grade(labels: pd.DataFrame, conditions: Sequence[str]) -> pd.Series:
     """Each study's worst grade index over ``conditions`` (missing grades ignored, -1 if none)."""
     sub = labels[labels["condition"].isin(conditions)]
+    # the worst grade stratifies patients: the few severe studies are spread over every split, not drawn by chance
     worst = sub.groupby("study_id")["grade_index"].max()
     studies = pd.Index(sorted(labels["study_id"].unique()), name="study_id")
     return worst.reindex(studies).fillna(-1).astype(int)
@@ -75,7 +80,11 @@ def disc_split(labels: pd.DataFrame, condition: str, fractions: Sequence[float],
 
 def assign_splits(labels: pd.DataFrame, conditions: Sequence[str], disc_condition: str,
                   fractions: Sequence[float], seed: int) -> pd.DataFrame:
-    """One row per disc (study_id, level) with both ``split_patient`` and ``split_disc``."""
+    """One row per disc (study_id, level) with both ``split_patient`` and ``split_disc``.
+
+    Both splits are stored so that a later stage can choose (``split_column``) and compare them; the patient
+    split is stratified over ``conditions``, the disc split by the grade of ``disc_condition``.
+    """
     discs = labels[["study_id", "level"]].drop_duplicates().sort_values(["study_id", "level"])
     by_patient = patient_split(labels, conditions, fractions, seed)
     by_disc = disc_split(labels, disc_condition, fractions, seed)
@@ -103,6 +112,7 @@ def nested_label_subset(grades: np.ndarray, fraction: float, seed: int) -> np.nd
     chosen = []
     for grade in np.unique(grades[grades >= 0]):
         rows = np.flatnonzero(grades == grade)
+        # a generator per (seed, grade): a grade's permutation does not depend on how many rows other grades have
         order = np.random.default_rng([seed, int(grade), 8191]).permutation(rows)
         chosen.append(order[: max(1, int(round(fraction * len(rows))))])
     return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)

@@ -23,17 +23,19 @@ from spinelib.crops.store import CropStore
 class TaskSet:
     """Task names, their numbers of grades, and the left/right pairs (as index pairs)."""
 
-    names: tuple[str, ...]
-    num_grades: tuple[int, ...]
+    names: tuple[str, ...]         # task names, in the order of the model's task axis T
+    num_grades: tuple[int, ...]    # K_t per task, same order
 
     @classmethod
     def from_params(cls, tasks: dict[str, int]) -> "TaskSet":
+        """From the params' ``tasks`` mapping {name: K_t}; the mapping's order becomes the task order."""
         return cls(tuple(tasks), tuple(int(k) for k in tasks.values()))
 
     @property
     def swap_pairs(self) -> list[tuple[int, int]]:
         """(i, j) for every task named left_* whose right_* twin is present."""
         index = {n: i for i, n in enumerate(self.names)}
+        # n[5:] strips "left_": "left_subarticular_stenosis" pairs with "right_subarticular_stenosis".
         return [(i, index["right_" + n[5:]]) for n, i in index.items()
                 if n.startswith("left_") and "right_" + n[5:] in index]
 
@@ -55,9 +57,11 @@ def volume_labels(store: CropStore, tasks: TaskSet, extra_csv: str | Path | None
     joined on (study_id, level); ``first_grade[task]`` is subtracted (Pfirrmann 1–5
     → 0–4); ``masked[series_description]`` lists the tasks hidden on that series.
     """
+    # ---- the volumes that were cut successfully; "row" keeps each one's position in the store's arrays ----
     index = store.index("volume")
     index = index[index["status"] == "ok"].copy()
     index["row"] = index.index
+    # ---- extra tasks (Genodisc-style grades) from a side table; columns already in the index win ----
     if extra_csv:
         extra = pd.read_csv(extra_csv)
         wanted = [n for n in tasks.names if n in extra.columns and n not in index.columns]
@@ -66,12 +70,14 @@ def volume_labels(store: CropStore, tasks: TaskSet, extra_csv: str | Path | None
     if missing:
         raise KeyError(f"tasks {missing} not found in {store.root / 'volume.csv'}"
                        + (f" or {extra_csv}" if extra_csv else "") + "; check `tasks` in params")
+    # ---- every task column to int grade indices 0..K_t − 1, −1 where missing; out-of-range grades are errors ----
     for name, k in zip(tasks.names, tasks.num_grades):
         grade = pd.to_numeric(index[name], errors="coerce") - (first_grade or {}).get(name, 0)
         bad = grade.notna() & ~grade.between(0, k - 1)
         if bad.any():
             raise ValueError(f"task {name}: grades {sorted(grade[bad].unique())} outside 0..{k - 1}")
         index[name] = grade.fillna(-1).astype(int)
+    # ---- hide the tasks a series type cannot show (e.g. Pfirrmann on T1) ----
     for series, names in (masked or {}).items():
         on = index["series_description"] == series
         for name in names:

@@ -53,6 +53,7 @@ def _labelled(scores, grades, num_grades: int) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"scores and grades must be 1-D, got shapes {scores.shape} and {grades_raw.shape}")
     if len(scores) != len(grades_raw):
         raise ValueError(f"scores and grades differ in length: {len(scores)} vs {len(grades_raw)}")
+    # Go through float so that 2.0 is accepted as a grade but 2.5 is refused (int() would silently truncate it).
     grades_float = grades_raw.astype(float)
     if np.any(grades_float != np.round(grades_float)):
         raise ValueError("grades must be integers (−1 for missing)")
@@ -69,11 +70,15 @@ def _labelled(scores, grades, num_grades: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _epsilon(scores: np.ndarray) -> float:
     """The smallest gap kept between consecutive thresholds."""
+    # Relative to the score range (floor 1): negligible against any real gap between scores, yet well above
+    # float rounding, so ``s > τ_c`` stays unambiguous.
     return 1e-6 * max(float(np.ptp(scores)), 1.0)
 
 
 def _strictly_increasing(thresholds: np.ndarray, eps: float) -> np.ndarray:
     """τ_c ← max(τ_c, τ_{c−1} + eps) in one pass: running maximum of τ_c − c·eps, plus c·eps."""
+    # Subtracting c·eps turns "each at least eps above the previous" into "non-decreasing", which a running
+    # maximum enforces in one vectorised pass.
     offset = eps * np.arange(len(thresholds))
     return np.maximum.accumulate(np.asarray(thresholds, dtype=float) - offset) + offset
 
@@ -101,6 +106,7 @@ def _objective_from_confusion(cm: np.ndarray, weights=_DEFAULT_WEIGHTS) -> np.nd
     QWK counts as 0 where it is undefined (Σ W∘E = 0).
     """
     k = cm.shape[-1]
+    # BA, QWK and MAE of every matrix at once (..., K, K) -> (...): the sweeps below score whole grids in one call.
     terms = ordinal_from_confusion(np.asarray(cm, dtype=float))
     w_ba, w_qwk, w_mae = weights
     return w_ba * terms["balanced_accuracy"] + w_qwk * np.nan_to_num(terms["qwk"], nan=0.0) \
@@ -108,6 +114,7 @@ def _objective_from_confusion(cm: np.ndarray, weights=_DEFAULT_WEIGHTS) -> np.nd
 
 
 def _confusion(grades: np.ndarray, predicted: np.ndarray, num_grades: int) -> np.ndarray:
+    """Confusion matrix (K, K) of int grades against int predictions (both already checked to lie in 0..K−1)."""
     return confusion_from_codes(num_grades * grades + predicted, num_grades)
 
 
@@ -134,6 +141,7 @@ def composite_objective(grades, predicted, num_grades: int, weights=_DEFAULT_WEI
 def quantile_thresholds(scores, grades, num_grades: int) -> np.ndarray:
     """Starting point: τ_c = the P(grade ≤ c) quantile of the scores (class frequencies of the fitting data)."""
     scores, grades = _labelled(scores, grades, num_grades)
+    # P(grade ≤ c) for c = 0..K−2 (the last cumulative share, 1, is no boundary).
     cumulative = np.cumsum(np.bincount(grades, minlength=num_grades))[:-1] / len(grades)
     return _strictly_increasing(np.quantile(scores, cumulative), _epsilon(scores))
 
@@ -150,22 +158,28 @@ def _sweep_objective(scores: np.ndarray, grades: np.ndarray, thresholds: np.ndar
     k = len(thresholds) + 1
     low = thresholds[c - 1] if c > 0 else -np.inf
     high = thresholds[c + 1] if c < k - 2 else np.inf
+    # ---- the scores whose grade cannot change: one confusion matrix, copied for every candidate ----
     inside = (scores > low) & (scores <= high)
     fixed = _confusion(grades[~inside], apply_thresholds(scores[~inside], thresholds), k)
-    cm = np.broadcast_to(fixed, (len(candidates), k, k)).copy()
-    for g in np.unique(grades[inside]):
-        mine = np.sort(scores[inside & (grades == g)])
-        above = len(mine) - np.searchsorted(mine, candidates, side="right")
-        cm[:, g, c + 1] += above
-        cm[:, g, c] += len(mine) - above
+    cm = np.broadcast_to(fixed, (len(candidates), k, k)).copy()       # (candidates, K, K)
+    # ---- the scores in play: per true grade g, how many lie above each candidate (grade c + 1) or not (c) ----
+    for true_grade in np.unique(grades[inside]):
+        in_play = np.sort(scores[inside & (grades == true_grade)])
+        # side="right": a score equal to the candidate is not above it (grade(s) counts s > τ strictly).
+        above = len(in_play) - np.searchsorted(in_play, candidates, side="right")
+        cm[:, true_grade, c + 1] += above
+        cm[:, true_grade, c] += len(in_play) - above
     return _objective_from_confusion(cm, weights)
 
 
 def _plateau_centre(values: np.ndarray) -> int:
     """Index in the middle of the run of maximal values that holds the first maximum."""
+    # Within a flat run of maxima every threshold is equally good on the fitting data; the middle of the run
+    # is the choice least sensitive to new scores (a margin on both sides).
     best = values.max()
     top = np.isclose(values, best, rtol=0, atol=1e-12)
     first = int(np.argmax(top))
+    # The run ends at the first non-maximal value after ``first`` (argmin of a bool array = first False).
     last = first + int(np.argmin(top[first:])) if not top[first:].all() else len(values)
     return (first + last - 1) // 2
 
@@ -181,10 +195,12 @@ def _coordinate_pass(scores, grades, thresholds, value, centre, width, grid_size
         high = thresholds[c + 1] if c < len(thresholds) - 1 else np.inf
         middle = thresholds[c] if centre is None else centre
         grid = np.linspace(middle - width, middle + width, grid_size)
+        # Candidates must stay strictly between the neighbours, so the thresholds remain ordered.
         grid = grid[(grid > low) & (grid < high)]
         if len(grid) == 0:
             continue
         values = _sweep_objective(scores, grades, thresholds, c, grid, weights)
+        # 1e-12: a move must raise J by more than rounding noise, so ties never shuffle thresholds around.
         if values.max() > value + 1e-12:
             thresholds = thresholds.copy()
             thresholds[c] = grid[_plateau_centre(values)]
@@ -217,9 +233,11 @@ def coordinate_descent_thresholds(scores, grades, num_grades: int, *, weights=_D
         raise ValueError(f"initial has {len(thresholds)} thresholds, expected {num_grades - 1}")
 
     def objective(t: np.ndarray) -> float:
+        """J of a threshold vector; sorted first, as Nelder–Mead may propose them out of order."""
         return float(_objective_from_confusion(_confusion(grades, apply_thresholds(scores, np.sort(t)),
                                                           num_grades), weights))
 
+    # ---- coarse passes over the whole score range, then refinements around the current values ----
     value = objective(thresholds)
     lo, hi = float(scores.min()), float(scores.max())
     step = (hi - lo) / (grid_size - 1)
@@ -232,12 +250,16 @@ def coordinate_descent_thresholds(scores, grades, num_grades: int, *, weights=_D
                 break
         for _ in range(refinements):
             thresholds, value = _coordinate_pass(scores, grades, thresholds, value, None, step, grid_size, weights)
+            # The next grid spans ± one step of this one: each refinement zooms in by (grid_size − 1) / 2.
             step = 2 * step / (grid_size - 1)
+    # ---- Nelder–Mead polish of all thresholds jointly (J is piecewise constant, so a gradient method would not
+    # move); its initial simplex steps 1 % of the score range along each threshold ----
     if polish and step > 0:
         simplex = thresholds + np.vstack([np.zeros(len(thresholds)), np.eye(len(thresholds)) * (hi - lo) / 100])
         result = minimize(lambda t: -objective(t), thresholds, method="Nelder-Mead",
                           options={"initial_simplex": simplex, "xatol": eps, "fatol": 1e-9})
         polished = _strictly_increasing(np.sort(result.x), eps)
+        # Kept only if strictly better: J never decreases (the docstring's promise).
         if objective(polished) > value + 1e-12:
             thresholds = polished
     return _strictly_increasing(thresholds, eps)
@@ -256,8 +278,9 @@ def isotonic_thresholds(scores, grades, num_grades: int) -> np.ndarray:
     scores, grades = _labelled(scores, grades, num_grades)
     eps = _epsilon(scores)
     fit = IsotonicRegression(increasing=True, out_of_bounds="clip").fit(scores, grades)
+    # The fit's knots: x increasing scores, y the non-decreasing fitted grades; ĝ is linear between them.
     x, y = np.asarray(fit.X_thresholds_, dtype=float), np.asarray(fit.y_thresholds_, dtype=float)
-    levels = np.arange(num_grades - 1) + 0.5
+    levels = np.arange(num_grades - 1) + 0.5    # τ_c is where ĝ crosses c + ½, the midpoint between grades c and c+1
     first = np.searchsorted(y, levels, side="left")  # y is non-decreasing: first fitted point ≥ level
     out = np.empty(num_grades - 1)
     for c, (level, i) in enumerate(zip(levels, first)):
@@ -266,6 +289,7 @@ def isotonic_thresholds(scores, grades, num_grades: int) -> np.ndarray:
         elif i == len(x):
             out[c] = x[-1]
         else:
+            # Linear interpolation on the segment where ĝ crosses the level (y[i − 1] < level ≤ y[i]).
             out[c] = x[i - 1] + (level - y[i - 1]) / (y[i] - y[i - 1]) * (x[i] - x[i - 1])
     return _strictly_increasing(out, eps)
 
@@ -280,14 +304,18 @@ def youden_thresholds(scores, grades, num_grades: int) -> np.ndarray:
     """
     scores, grades = _labelled(scores, grades, num_grades)
     eps = _epsilon(scores)
+    # values: the distinct scores, sorted; which: each score's index among them.
     values, which = np.unique(scores, return_inverse=True)
     cuts = np.concatenate([[values[0] - eps], (values[:-1] + values[1:]) / 2, [values[-1]]])
+    # counts[v, g]: how many discs of grade g have the v-th distinct score.
     counts = np.bincount(which * num_grades + grades, minlength=len(values) * num_grades).reshape(
         len(values), num_grades)
     # above[j, g]: scores of grade g strictly above cut j (cut j lies just below values[j]; the last is at the top)
     above = np.vstack([np.cumsum(counts[::-1], axis=0)[::-1], np.zeros((1, num_grades), dtype=np.int64)])
     out = np.empty(num_grades - 1)
     for c in range(num_grades - 1):
+        # Binary target grade > c: positives above each cut (TP), negatives above it (FP); cut 0 lies below every
+        # score, so row 0 holds the class totals.
         positive, negative = above[:, c + 1:].sum(axis=1), above[:, :c + 1].sum(axis=1)
         n_pos, n_neg = positive[0], negative[0]
         if n_pos == 0:
@@ -301,12 +329,16 @@ def youden_thresholds(scores, grades, num_grades: int) -> np.ndarray:
 
 def _equal_density_point(w1, m1, v1, w2, m2, v2) -> float:
     """Root in (m1, m2) of w1·N(s; m1, v1) = w2·N(s; m2, v2) (a x² + b x + c = 0), else the midpoint of the means."""
+    # Taking logs of both sides: log w1 − ½ log v1 − (s − m1)² / (2 v1) = log w2 − ½ log v2 − (s − m2)² / (2 v2),
+    # a quadratic in s with these coefficients.
     a = 1 / (2 * v2) - 1 / (2 * v1)
     b = m1 / v1 - m2 / v2
     c = m2 ** 2 / (2 * v2) - m1 ** 2 / (2 * v1) + np.log(w1 / w2) + 0.5 * np.log(v2 / v1)
+    # Equal variances make a vanish: then the equation is linear (b s + c = 0); np.roots would misbehave.
     roots = np.roots([a, b, c]) if abs(a) > 1e-12 * (abs(b) + abs(c) + 1e-300) else (
         np.array([-c / b]) if b != 0 else np.array([]))
     roots = np.real(roots[np.isreal(roots)])
+    # Of the (up to two) crossings, the one between the means, nearest their midpoint, separates the components.
     between = roots[(roots > m1) & (roots < m2)]
     if len(between) == 0:
         return (m1 + m2) / 2
@@ -326,8 +358,11 @@ def gmm_thresholds(scores, grades, num_grades: int, *, random_state: int = 0) ->
     eps = _epsilon(scores)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # degenerate fits (few distinct scores) warn about convergence
+        # reg_covar scaled to the scores' variance: keeps a component on a single repeated score from collapsing
+        # to zero variance whatever the score units.
         mixture = GaussianMixture(n_components=num_grades, covariance_type="full", random_state=random_state,
                                   reg_covar=1e-6 * max(float(np.var(scores)), 1e-12)).fit(scores[:, None])
+    # Components come out in arbitrary order: sort by mean so that component c is grade c's.
     order = np.argsort(mixture.means_.ravel())
     means = mixture.means_.ravel()[order]
     variances = mixture.covariances_.reshape(-1)[order]
@@ -341,9 +376,12 @@ def gmm_thresholds(scores, grades, num_grades: int, *, random_state: int = 0) ->
 
 def _single_value_thresholds(value: float, grades: np.ndarray, num_grades: int, eps: float) -> np.ndarray:
     """Thresholds that put one repeated score in the most frequent grade m: τ_c < value for c < m, ≥ value after."""
-    m = int(np.argmax(np.bincount(grades, minlength=num_grades)))
-    c = np.arange(num_grades - 1)
-    return np.where(c < m, value - (m - c) * eps, value + (c - m) * eps)
+    most_frequent = int(np.argmax(np.bincount(grades, minlength=num_grades)))
+    boundary = np.arange(num_grades - 1)
+    # Thresholds below the value count toward its grade; m of them below gives grade m. Steps of eps keep them
+    # strictly increasing.
+    return np.where(boundary < most_frequent, value - (most_frequent - boundary) * eps,
+                    value + (boundary - most_frequent) * eps)
 
 
 def fit_thresholds(scores, grades, num_grades: int, method: str = "coordinate_descent", *,
@@ -365,6 +403,8 @@ def fit_thresholds(scores, grades, num_grades: int, method: str = "coordinate_de
                "youden": youden_thresholds, "gmm": gmm_thresholds}
     if method not in fitters:
         raise ValueError(f"unknown threshold method {method!r}; valid methods: {', '.join(fitters)}")
+    # Options of the coordinate descent only: another method given a non-default one is a configuration error,
+    # not something to ignore silently.
     descent_options = {"weights": tuple(weights), "grid_size": grid_size, "refinements": refinements,
                        "polish": polish}
     defaults = {"weights": _DEFAULT_WEIGHTS, "grid_size": 200, "refinements": 2, "polish": True}

@@ -48,19 +48,19 @@ from spinelib.progress import progress_bar
 class TrainConfig:
     """Everything ``fit`` needs besides the model, data, task and optimiser (see the module docstring)."""
 
-    epochs: int
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True
-    channels_last: bool = True
-    grad_clip: float | None = None
-    monitor: str = "val_loss"
-    mode: str = "min"
-    patience: int | None = None
-    min_epochs: int = 0
-    checkpoint_dir: str | Path | None = None
-    resume: bool = True
-    progress: bool = True
+    epochs: int                                 # total epochs of the run (a resumed run continues up to it)
+    seed: int = 0                               # with the epoch number, fixes every random draw of that epoch
+    device: str = "auto"                        # "auto" (CUDA if present), "cpu", "cuda" or "cuda:N"
+    amp: bool = True                            # mixed precision on CUDA (bf16 where supported, else fp16)
+    channels_last: bool = True                  # NHWC memory layout on CUDA (faster convolutions on tensor cores)
+    grad_clip: float | None = None              # max global gradient L2 norm; None: no clipping
+    monitor: str = "val_loss"                   # history column that picks the best epoch and early stopping
+    mode: str = "min"                           # "min" or "max": which direction of ``monitor`` is better
+    patience: int | None = None                 # epochs without improvement before stopping; None: never stop
+    min_epochs: int = 0                         # early stopping never fires before this many epochs
+    checkpoint_dir: str | Path | None = None    # best.pt / last.pt / history.csv go here; None: nothing written
+    resume: bool = True                         # continue from checkpoint_dir/last.pt when it exists
+    progress: bool = True                       # show tqdm bars (rank 0 only)
 
     def __post_init__(self) -> None:
         if self.mode not in ("min", "max") or self.epochs < 0 or self.seed < 0:
@@ -91,12 +91,13 @@ class FitResult:
     checkpoint_dir: Path | None
 
 
-def _mix(*words: int) -> int:
+def _derived_seed(*words: int) -> int:
     """A 32-bit seed that depends only on ``words`` (e.g. seed, epoch), well spread for neighbouring values."""
     return int(np.random.SeedSequence(list(words)).generate_state(1)[0])
 
 
 def _seed_all(seed: int) -> None:
+    """Seed python's, numpy's legacy global and torch's RNGs (numpy only takes 32-bit seeds)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # also every CUDA device
@@ -113,6 +114,8 @@ def seed_everything(seed: int) -> None:
 
 def _seed_worker(worker_id: int) -> None:
     """DataLoader seeds torch in worker k as base_seed + k (base_seed drawn from the reseeded global RNG)."""
+    # torch is seeded per worker already; python and numpy are not, and forked workers would otherwise all
+    # start from the parent's identical numpy state (the same "random" augmentations in every worker).
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
@@ -132,8 +135,12 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int =
     """
     sampler = None
     if shuffle or is_distributed():
+        # DistributedSampler even in one process: its permutation depends only on (seed, epoch), unlike a
+        # RandomSampler that draws from the global RNG state. num_replicas/rank given explicitly, because without
+        # them it would ask torch.distributed for a process group that does not exist.
         replicas = {} if is_distributed() else {"num_replicas": 1, "rank": 0}
-        sampler = DistributedSampler(dataset, shuffle=shuffle, seed=_mix(seed, 0, 1),  # apart from _mix(seed, epoch)
+        # The sampler's seed (seed, 0, 1) is kept apart from the per-epoch seeds _derived_seed(seed, epoch).
+        sampler = DistributedSampler(dataset, shuffle=shuffle, seed=_derived_seed(seed, 0, 1),
                                      drop_last=drop_last, **replicas)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       drop_last=drop_last, collate_fn=collate_fn,
@@ -142,16 +149,25 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int =
 
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of the state dict, contiguous (not channels_last), safe from later training steps."""
     return {k: v.detach().cpu().clone(memory_format=torch.contiguous_format) for k, v in model.state_dict().items()}
 
 
-def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
+def _write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
+    """``write`` a sibling temporary file, then rename it over ``path``: readers never see a half-written file.
+
+    ``os.replace`` is atomic on one file system, so a run killed mid-save leaves the previous checkpoint intact.
+    """
     tmp = path.with_name(path.name + ".tmp")
     write(tmp)
     os.replace(tmp, path)
 
 
 def _rng_state() -> dict[str, Any]:
+    """Every global RNG's state as plain types, so that ``torch.load(weights_only=True)`` can read it back.
+
+    numpy's key array becomes a list (weights_only refuses numpy arrays); torch's states are tensors already.
+    """
     kind, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)  # type: ignore[misc]
     return {"python": random.getstate(), "numpy": (kind, keys.tolist(), pos, has_gauss, gauss),
             "torch": torch.get_rng_state(),
@@ -159,6 +175,7 @@ def _rng_state() -> dict[str, Any]:
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
+    """Restore the states written by ``_rng_state`` (CUDA's only when both the file and this machine have it)."""
     random.setstate(state["python"])
     kind, keys, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
@@ -184,8 +201,10 @@ def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
 def _load_into(checkpoint: dict, path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
                scheduler: Any = None) -> None:
     """``load_checkpoint`` for a dictionary already read from ``path``."""
+    # A checkpoint of ``fit`` nests the weights under "model"; anything else is taken as a bare state dict.
     is_full = isinstance(checkpoint.get("model"), dict)
     state = checkpoint["model"] if is_full else checkpoint
+    # DDP prefixes every key with "module."; load into the wrapped model so the keys match either way.
     target = model.module if isinstance(model, DistributedDataParallel) else model
     expected, found = set(target.state_dict()), set(state)
     if expected != found:
@@ -212,28 +231,35 @@ def _train_epoch(net: nn.Module, task: Task, loader: Iterable, optimizer: torch.
     """One pass over ``loader``; returns the mean batch loss (over all ranks)."""
     net.train()
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    sums = torch.zeros(2, dtype=torch.float64, device=device)  # (loss total, steps)
+    # The running sums stay on the device: reading a loss with .item() every step would force a device sync.
+    loss_and_steps = torch.zeros(2, dtype=torch.float64, device=device)  # (loss total, steps)
     for batch in loader:
         optimizer.zero_grad(set_to_none=True)
+        # Only the forward pass (and the loss) runs under autocast; backward follows the dtypes it recorded.
         with torch.autocast(**autocast):
             loss = task.train_step(net, batch, device)
+        # The scaler (enabled for fp16 only) multiplies the loss so small gradients do not underflow in fp16.
         scaler.scale(loss).backward()
         if grad_clip is not None:
+            # Clip the true gradients: divide the loss scale out first, or the threshold would apply to scaled ones.
             scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(params, grad_clip)
+        # step() skips the update when the scaled gradients overflowed (inf/nan); update() then lowers the scale.
         scaler.step(optimizer)
         scaler.update()
-        sums[0] += loss.detach().double()
-        sums[1] += 1
+        loss_and_steps[0] += loss.detach().double()
+        loss_and_steps[1] += 1
         bar.update()
         if bar.n % 10 == 1:  # a device sync, so not every step
-            bar.set_postfix(loss=f"{(sums[0] / sums[1]).item():.4g}")
+            bar.set_postfix(loss=f"{(loss_and_steps[0] / loss_and_steps[1]).item():.4g}")
     if is_distributed():
-        dist.all_reduce(sums)
-    return (sums[0] / sums[1]).item() if sums[1] > 0 else float("nan")
+        # Sum (loss total, steps) over ranks: every rank then returns the same mean, and so stops alike.
+        dist.all_reduce(loss_and_steps)
+    return (loss_and_steps[0] / loss_and_steps[1]).item() if loss_and_steps[1] > 0 else float("nan")
 
 
-def _place(model: nn.Module, config: TrainConfig) -> tuple[torch.device, torch.dtype | None, RemovableHandle | None]:
+def _place_on_device(model: nn.Module,
+                     config: TrainConfig) -> tuple[torch.device, torch.dtype | None, RemovableHandle | None]:
     """Move ``model`` to the device (channels_last on CUDA); returns (device, AMP dtype or None, input hook)."""
     device = resolve_device(config.device)
     if device.type == "cuda" and device.index is None:  # "cuda"/"auto": the current device (torchrun's LOCAL_RANK)
@@ -243,8 +269,11 @@ def _place(model: nn.Module, config: TrainConfig) -> tuple[torch.device, torch.d
         return device, None, None
     hook = None
     if config.channels_last:
+        # Weights and inputs must both be channels_last for cuDNN to pick its NHWC kernels; the hook converts
+        # each batch on entry so that tasks need not know about it.
         model.to(memory_format=torch.channels_last)
         hook = model.register_forward_pre_hook(_channels_last_inputs)
+    # bf16 has fp32's exponent range (no loss scaling needed); older GPUs without it fall back to fp16 + scaler.
     amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if config.amp else None
     return device, amp_dtype, hook
 
@@ -278,14 +307,19 @@ class _Progress:
 
 
 def _write_best(out: Path, run: _Progress, config: TrainConfig) -> None:
+    """Write ``best.pt``: the best weights with their epoch, monitored value and that epoch's history row."""
     best = {"model": run.best_state, "epoch": run.best_epoch, "monitor": config.monitor,
             "best_metric": run.best_metric, "metrics": run.history[run.best_epoch - 1]}  # type: ignore[index]
-    _atomic(out / "best.pt", lambda p: torch.save(best, p))
+    _write_atomically(out / "best.pt", lambda p: torch.save(best, p))
 
 
-def _last(weights: dict[str, torch.Tensor] | None, run: _Progress, config: TrainConfig,
+def _last_checkpoint(weights: dict[str, torch.Tensor] | None, run: _Progress, config: TrainConfig,
           **states: Any) -> dict[str, Any]:
-    """The ``last.pt`` dictionary: the last weights (None: a finished marker), progress, RNG state, config, ``states``."""
+    """The ``last.pt`` dictionary: the last weights (None: a finished marker), progress, RNG state, config, ``states``.
+
+    The RNG state is the one at the end of the epoch just trained; ``_resume`` restores it, so a resumed run
+    continues from the same global RNG state as an uninterrupted one before the next epoch reseeds.
+    """
     return {**({"model": weights} if weights is not None else {}), "epoch": len(run.history), **run.saved(),
             "rng": _rng_state(), "config": {"seed": config.seed, "monitor": config.monitor, "mode": config.mode},
             **states}
@@ -317,15 +351,18 @@ def _best_weights(out: Path, last: dict, run: _Progress, config: TrainConfig, wr
 def _resume(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
             scaler: torch.amp.GradScaler, config: TrainConfig, writes: bool) -> tuple[_Progress, bool]:
     """Restore a run from ``out/last.pt``; returns its progress and whether it is a finished run's marker."""
+    # ---- read last.pt and put model/optimiser/scheduler back where the run left off ----
     path = out / "last.pt"
     last = torch.load(path, map_location="cpu", weights_only=True)
     finished = bool(last.get("finished", False))
     if not finished:  # a finished marker has no weights: the model gets the best ones below
         _load_into(last, path, model, optimizer, scheduler)
+    # ---- refuse to continue a run under a different seed or selection rule: its history would not mean the same ----
     saved = last["config"]
     if (saved["seed"], saved["monitor"], saved["mode"]) != (config.seed, config.monitor, config.mode):
         raise ValueError(f"{path} was written with seed/monitor/mode {saved}; "
                          f"this config has {config.seed}/{config.monitor}/{config.mode}")
+    # ---- scaler, RNG state and progress (history, best epoch and its weights) ----
     if not finished and scaler.is_enabled() and last["scaler"]:
         scaler.load_state_dict(last["scaler"])
     _set_rng_state(last["rng"])
@@ -354,13 +391,16 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
     asking for more epochs than it ran raises ``ValueError``: its optimiser
     state is gone.
     """
+    # ---- set-up: seeds, device, precision, checkpoint folder ----
     seed_everything(config.seed)
-    device, amp_dtype, hook = _place(model, config)
+    device, amp_dtype, hook = _place_on_device(model, config)
+    # Loss scaling is needed for fp16 only; bf16 and full precision run with a disabled (pass-through) scaler.
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     out = Path(config.checkpoint_dir) if config.checkpoint_dir is not None else None
     writes = out is not None and is_main_process()
     if writes:
         out.mkdir(parents=True, exist_ok=True)
+    # ---- resume from last.pt when there is one ----
     run, finished = _Progress(), False
     if out is not None and config.resume and (out / "last.pt").exists():
         run, finished = _resume(out, model, optimizer, scheduler, scaler, config, writes)
@@ -368,6 +408,8 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
             raise ValueError(f"{out / 'last.pt'} marks a finished run of {len(run.history)} epochs, kept without "
                              f"optimiser state; it cannot go on to {config.epochs} epochs (set resume=False or "
                              f"use another checkpoint_dir)")
+    # ``net`` is what trains (DDP-wrapped under torchrun, so gradients are averaged over ranks); ``model`` is the
+    # bare module that evaluation, state dicts and the caller see.
     net = model
     if is_distributed():
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -378,24 +420,29 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
         for epoch in range(len(run.history), config.epochs):
             if run.stop(config):
                 break  # also makes resuming an early-stopped run a no-op
+            # ---- epoch set-up: reseed from (seed, epoch) so the epoch's draws do not depend on a resume ----
             start = time.perf_counter()
-            _seed_all(_mix(config.seed, epoch))
+            _seed_all(_derived_seed(config.seed, epoch))
             if hasattr(getattr(train_loader, "sampler", None), "set_epoch"):
                 train_loader.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
-            lrs = {f"lr_{i}": float(group["lr"]) for i, group in enumerate(optimizer.param_groups)}
+            # Learning rates as used in this epoch (read before the scheduler steps at its end).
+            learning_rates = {f"lr_{i}": float(group["lr"]) for i, group in enumerate(optimizer.param_groups)}
+            # ---- train ----
             with progress_bar(show=show, total=len(train_loader), desc=f"epoch {epoch + 1}/{config.epochs}",  # type: ignore[arg-type]
                               leave=False, mininterval=2.0) as bar:
                 train_loss = _train_epoch(net, task, train_loader, optimizer, scaler, device, autocast,
                                           config.grad_clip, bar)
             if not math.isfinite(train_loss):
                 raise FloatingPointError(f"epoch {epoch + 1}: training loss is {train_loss}")
+            # ---- validate (on the bare model, in eval mode) ----
             metrics: dict[str, float] = {}
             if val_loader is not None:
                 model.eval()
                 with torch.no_grad():  # full precision: metrics as reported, and no bf16 reaching numpy
                     metrics = {k: float(v) for k, v in task.evaluate(model, val_loader, device).items()}
                 metrics = mean_over_ranks(metrics, device)
-            row = {"epoch": epoch + 1, "train_loss": train_loss, **lrs, **metrics}
+            # ---- record the epoch and step the scheduler ----
+            row = {"epoch": epoch + 1, "train_loss": train_loss, **learning_rates, **metrics}
             if config.monitor not in row:
                 raise KeyError(f"monitor {config.monitor!r} is not among the metrics {sorted(row)}")
             value = row[config.monitor]
@@ -404,24 +451,28 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
                 scheduler.step(value)
             elif scheduler is not None:
                 scheduler.step()
+            # ---- best weights and checkpoints ----
             improved = run.improved(value, config.mode)
             if improved:
                 run.best_epoch, run.best_metric, run.best_state = epoch + 1, value, _cpu_state(model)
             if writes:  # last.pt first: a run stopped before best.pt is written finds the best weights in last.pt
+                # When this epoch is the best, its weights were just copied: reuse that copy.
                 weights = run.best_state if improved else _cpu_state(model)
-                last = _last(weights, run, config, optimizer=optimizer.state_dict(),
+                last = _last_checkpoint(weights, run, config, optimizer=optimizer.state_dict(),
                              scheduler=scheduler.state_dict() if scheduler is not None else None,
                              scaler=scaler.state_dict())
-                _atomic(out / "last.pt", lambda p: torch.save(last, p))
+                _write_atomically(out / "last.pt", lambda p: torch.save(last, p))
                 if improved:
                     _write_best(out, run, config)
-                _atomic(out / "history.csv", lambda p: pd.DataFrame(run.history).to_csv(p, index=False))
+                _write_atomically(out / "history.csv", lambda p: pd.DataFrame(run.history).to_csv(p, index=False))
             epochs_bar.update()
             epochs_bar.set_postfix({"train_loss": f"{train_loss:.4g}", config.monitor: f"{value:.4g}"})
+        # ---- end of training ----
         if writes and run.history and not finished:  # ended normally: the slim marker replaces last.pt
-            marker = _last(None, run, config, finished=True)
-            _atomic(out / "last.pt", lambda p: torch.save(marker, p))
+            marker = _last_checkpoint(None, run, config, finished=True)
+            _write_atomically(out / "last.pt", lambda p: torch.save(marker, p))
     finally:
+        # Also on an exception: close the bar and remove the channels_last hook so the model is left as it came.
         epochs_bar.close()
         if hook is not None:
             hook.remove()

@@ -203,23 +203,13 @@ def rsna():
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# The multi-stage pipeline in miniature (tests/multistage, tests/grading): a tiny phantom with unlabelled test
-# studies, and Stage 1 + Stage 2 trained on it for one epoch (built once per session).
+# The multi-stage pipeline in miniature (tests/studies/multistage, tests/grading): a tiny phantom with unlabelled
+# test studies, and Stage 1 + Stage 2 trained on it for one epoch (built once per session).
 # ---------------------------------------------------------------------------------------------------------------------
-TINY_MIL = {
-    "split_column": "split_patient", "workers": 1, "bag_slices": 5, "max_shift": 2, "margin": 10, "slice_shift": True,
-    "crop_scale": {"bag_scs": 0.25, "bag_nfn": 0.25, "bag_ss": 0.125},
-    "ranges": {"spinal_canal_stenosis": [96, 32, 40, 40], "left_neural_foraminal_narrowing": [96, 64, 32, 32],
-               "right_neural_foraminal_narrowing": [96, 64, 32, 32], "left_subarticular_stenosis": [48, 144, 96, 96],
-               "right_subarticular_stenosis": [144, 48, 96, 96]},
-    "encoders": ["resnet18"], "lstm_hidden": 16, "lstm_layers": 2, "lstm_dropout": 0.1, "head_dropout": 0.0,
-    "aggregator": "bilstm", "shared_attention": False, "encoder_width": None,
-    "folds": 1, "epochs": {"bag_scs": 1, "bag_nfn": 1, "bag_ss": 1}, "batch_size": 16, "lr": 3e-4,
-    "weight_decay": 1e-4, "grad_clip": 1.0, "aux_weight": 1.0,
-    "class_weights": [1.0, 2.0, 4.0], "brightness_contrast_p": 0.25, "brightness": 0.1, "contrast": 0.2,
-    "shift_scale_rotate_p": 0.5, "ssr_shift": 0.0625, "ssr_scale": 0.1, "ssr_rotate": 15, "seed": 0, "device": "cpu",
-    "amp": False,
-}
+from spinelib.params.multistage import MilParams  # noqa: E402  (the section's own import: light, no torch)
+
+# notebook 09's tiny profile with a 16-wide LSTM over the standard-width ResNet-18, on the CPU without AMP
+TINY_MIL = MilParams.tiny().replace(lstm_hidden=16, encoder_width=None, device="cpu", amp=False)
 
 
 @pytest.fixture(scope="session")
@@ -247,11 +237,11 @@ def tiny_splits(tiny_phantom) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def trained(tiny_phantom, tmp_path_factory) -> tuple[Path, Path]:
     """(localisation dir, MIL dir) of one-epoch models on the tiny phantom."""
-    from spinelib.multistage import stages
+    from spinelib.studies.multistage import notebooks
 
     splits = _splits(tiny_phantom)
     loc = tmp_path_factory.mktemp("ms-localisation")
-    stages.run_localisation(tiny_phantom, splits, loc, stages.TINY_LOCALISATION, progress=False)
+    notebooks.run_localisation(tiny_phantom, splits, loc, notebooks.TINY_LOCALISATION, progress=False)
     mil = tmp_path_factory.mktemp("ms-mil")
-    stages.run_mil(tiny_phantom, splits, loc, mil, TINY_MIL, progress=False)
+    notebooks.run_mil(tiny_phantom, splits, loc, mil, TINY_MIL, progress=False)
     return loc, mil

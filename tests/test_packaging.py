@@ -57,12 +57,22 @@ NOTEBOOK_PARAMS = {
 
 
 @pytest.mark.parametrize("notebook", sorted(NOTEBOOK_PARAMS))
-def test_params_files_and_parameters_cell_agree(notebook):
-    cell = set(_parameters(ROOT / "notebooks" / notebook))
-    injected = set()
-    for name in NOTEBOOK_PARAMS[notebook]:
-        injected |= set(yaml.safe_load((ROOT / "params" / name).read_text()))
-    assert injected == cell, f"{notebook}: params only {injected - cell}, cell only {cell - injected}"
+def test_parameters_cell_names_only_the_profile_files_and_the_next_cell_loads_them(notebook):
+    """One style everywhere: ``params_files = []`` (papermill passes the files dvc.yaml names), then the notebook's
+    class loads them strictly, once (:meth:`spinelib.params.Params.for_notebook`)."""
+    from spinelib.params import PROFILES
+
+    assert set(_parameters(ROOT / "notebooks" / notebook)) == {"params_files"}
+    book = nbformat.read(ROOT / "notebooks" / notebook, as_version=4)
+    code = [c for c in book.cells if c.cell_type == "code"]
+    first = next(i for i, c in enumerate(code) if "parameters" in c.metadata.get("tags", []))
+    assert ast.literal_eval(code[first].source.split("=", 1)[1].split("#")[0].strip()) == []
+    cls = PROFILES[NOTEBOOK_PARAMS[notebook][-1].removesuffix(".yaml")].split(":")[1]
+    assert f"{cls}.for_notebook(params_files)" in code[first + 1].source, f"{notebook}: next cell must load {cls}"
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    command = next(s["cmd"] for s in stages.values() if f"notebooks/{notebook}" in s["cmd"])
+    passed = "params_files: [" + ", ".join(f"params/{f}" for f in NOTEBOOK_PARAMS[notebook]) + "]"
+    assert f'-y "{passed}"' in command, f"{notebook}: dvc.yaml must pass {passed}"
 
 
 def test_every_notebook_is_a_dvc_stage_with_the_kernel():

@@ -4,10 +4,12 @@ Genodisc holders run notebooks 04–07 on it by converting it once:
 
     python -m spinelib.converters.genodisc ROOT OUT [--size H W]
 
-and pointing the ranking parameters at OUT (``crops_dir: OUT``; ``volumes.tasks``
-= :data:`GENODISC_TASKS`; ``extra_tasks_csv: ""``; ``first_grade: {}``, as grades
-are stored here from 0; ``masked: {"Sagittal T1": [pfirrmann, disc_narrowing]}``
-as in the paper; ``input_size`` = the size chosen here or smaller).
+and setting ``crops_dir: OUT`` in params/ranking.yaml (``input_size`` = the size
+chosen here or smaller). ``OUT/config.json`` declares the cohort's ``tasks``
+(:data:`GENODISC_TASKS`) and :data:`RANKING_SETTINGS` (no first-grade offset, as
+grades are stored here from 0; Pfirrmann and disc narrowing masked on T1 as in the
+paper; T1 or T2 in training, T2 at evaluation; no phantom truth); notebook 04 takes
+these from the store instead of the phantom's ``volumes`` params.
 
 Layout read (that of spinetools/spineranknet, ``GENODISC_ROOT``)::
 
@@ -101,6 +103,13 @@ SOURCE_KEYS: dict[str, str] = {
     "posterior_bulging": "PosteriorBulging",
 }
 SPLITS: dict[str, str] = {"Train": "train", "Val": "val", "Test": "test"}
+# What the ranking study reads from config.json besides ``tasks`` (spinelib.studies.ranking.load_data):
+# grades are stored from 0 here (no first_grade offset); the paper hides Pfirrmann and disc narrowing on T1 (a T1
+# image does not show the disc's water content); training draws T1 or T2 per disc, evaluation uses T2 only (the
+# released code); a real cohort has no phantom truth (notebooks 04, 06, 07 skip the truth-dependent parts).
+RANKING_SETTINGS: dict = {"first_grade": {}, "masked": {SAGITTAL_T1: ["pfirrmann", "disc_narrowing"]},
+                          "train_series": [SAGITTAL_T2, SAGITTAL_T1], "eval_series": [SAGITTAL_T2],
+                          "phantom_truth": False}
 INDEX_NAME = "geno_ivd_v1.pkl"
 VOLUME_DIR = "IVDs-numpy"
 LEVEL_SUFFIX = re.compile(r"^(?P<subject>.+)_(?P<level>T12_L1|L1_L2|L2_L3|L3_L4|L4_L5|L5_S1)$", re.IGNORECASE)
@@ -278,7 +287,8 @@ def genodisc_to_store(root: Path | str, out: Path | str, crop: tuple[int, int, i
     skipped.assign(kind="volume", series_id=skipped["sequence"], reason=skipped["status"])[
         ["kind", "study_id", "condition", "level", "series_id", "reason"]].to_csv(out / "crop_log.csv", index=False)
     config = {"source": "genodisc", "root": portable_path(root), "index": index_name, "volume_dir": volume_dir,
-              "crop": list(crop), "size": list(size), "tasks": dict(GENODISC_TASKS), "split_unit": "patient"}
+              "crop": list(crop), "size": list(size), "tasks": dict(GENODISC_TASKS), "split_unit": "patient",
+              **RANKING_SETTINGS}
     (out / "config.json").write_text(json.dumps(config, indent=2))
     return out
 

@@ -4,9 +4,11 @@ SPIDER holders run notebooks 04–07 on it by converting it once:
 
     python -m spinelib.converters.spider ROOT OUT [--with-t1] [--seed S] [--fractions TR VA TE]
 
-and pointing the ranking parameters at OUT (``crops_dir: OUT``; ``volumes.tasks`` = the ``tasks`` of
-``OUT/config.json``; ``extra_tasks_csv: ""``; ``first_grade: {}``, as grades are stored here from 0;
-``masked: {}``; ``train_series`` / ``eval_series`` = ``["Sagittal T2/STIR"]`` unless ``--with-t1``).
+and setting ``crops_dir: OUT`` in params/ranking.yaml. ``OUT/config.json`` declares what the ranking study needs
+to know about the cohort (:func:`ranking_settings`): ``tasks`` (name → number of grades), ``first_grade`` (none:
+grades are stored from 0), ``masked`` (none), ``train_series`` (the series cut: T2, and T1 with ``--with-t1``),
+``eval_series`` (T2) and ``phantom_truth: false``; notebook 04 takes these from the store instead of the
+phantom's ``volumes`` params, and notebooks 05-07 learn from notebook 04's output that there is no truth.
 
 Layout read::
 
@@ -388,9 +390,23 @@ def spider_to_store(root: Path | str, out: Path | str, geometry: Geometry = Geom
         ["kind", "study_id", "condition", "level", "series_id", "reason"]].to_csv(out / "crop_log.csv", index=False)
     config = {"source": "spider", "root": portable_path(root), "series": list(series), **asdict(geometry),
               "tasks": tasks, "grade_values": values, "split_unit": "patient", "split_fractions": list(fractions),
-              "seed": seed, "stratified_by": STRATIFY_TASK}
+              "seed": seed, "stratified_by": STRATIFY_TASK, **ranking_settings(series)}
     (out / "config.json").write_text(json.dumps(config, indent=2))
     return out
+
+
+def ranking_settings(series: tuple[str, ...]) -> dict:
+    """What the ranking study reads from ``config.json`` besides ``tasks`` (:func:`spinelib.studies.ranking.load_data`).
+
+    * ``first_grade``: none, since every task is stored as a grade index from 0 (:func:`task_grades`);
+    * ``masked``: none; SPIDER's radiologists graded every disc on the sagittal images, so no series hides a task;
+    * ``train_series``: every series cut here (one of them drawn per disc and epoch, as the released code does);
+    * ``eval_series``: T2 only, as the released code evaluates;
+    * ``phantom_truth``: false; a real cohort has no true latent severity (notebooks 04, 06, 07 skip the
+      truth-dependent references, tables and figures).
+    """
+    return {"first_grade": {}, "masked": {}, "train_series": list(series), "eval_series": [SAGITTAL_T2],
+            "phantom_truth": False}
 
 
 def summary(out: Path | str) -> str:

@@ -1,9 +1,15 @@
 """Crop extraction over a cohort: each series is read and decoded once.
 
 For every study the extractor loads the series its crops need (one pass over
-their DICOM files), cuts every ROI, disc volume and MIL bag of that study from
-the loaded volumes, and hands the crops back to the writer. A study or a crop
-that cannot be made is logged with its reason; the cohort goes on.
+their DICOM files), cuts every ROI, disc volume, localiser input and MIL bag
+of that study from the loaded volumes, and hands the crops back to the
+writer. A study or a crop that cannot be made is logged with its reason; the
+cohort goes on.
+
+Every crop kind is one row of :data:`CROP_KINDS` (its plan, its cut, its
+stored shape, whether it needs an anchor series): adding a kind means adding
+one :class:`CropKind` there (and its name to the store's reading order,
+:data:`spinelib.crops.store.KINDS`).
 """
 
 from __future__ import annotations
@@ -11,7 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,21 +36,35 @@ from spinelib.splits import assign_splits
 log = logging.getLogger(__name__)
 LOG_COLUMNS = ["kind", "study_id", "condition", "level", "series_id", "reason"]
 
+# The split is stratified by the grades of every condition and keyed by the spinal canal label of a disc
+# (every disc has one); no caller has needed other values, so they are fixed here rather than arguments.
+SPLIT_DISC_CONDITION = "spinal_canal_stenosis"
 
-def _windowed(crop: np.ndarray, window: tuple[float, float]) -> np.ndarray:
+Window = tuple[float, float]   # (low, high) raw intensities mapped to 0 and 1 (the series' percentile window)
+
+
+def _windowed(crop: np.ndarray, window: Window) -> np.ndarray:
     """The series' intensity window applied to a crop (after any resizing: the smaller array)."""
     return apply_window(crop.astype(np.float32, copy=False), window)
 
 
-def _roi(vol: Volume, window: tuple[float, float], row: dict, cfg: CropConfig) -> tuple[np.ndarray, dict]:
+# ---- the cuts: one function per crop kind --------------------------------------------------------------------------
+# Each takes the loaded series ``vol`` (pixels (S, H, W), raw intensities), its window, the plan row and the crop
+# sizes, and returns the crop in [0, 1] (float32) and its geometry (what the index table records beside it).
+
+def _roi(vol: Volume, window: Window, row: dict, cfg: CropConfig) -> tuple[np.ndarray, dict]:
+    """2D ROI (H, W) = ``cfg.roi_size`` centred on the coordinate, on its annotated instance."""
     k, y, x = vol.voxel(int(row["instance_number"]), float(row["x"]), float(row["y"]))
     box = Box.centred(*cfg.roi_size)
     row0, col0 = crop_origin(x, y, box)
+    # pixels outside the image take the window's low end, i.e. 0 after windowing (constant padding)
     crop = crop_plane(vol.pixels[k], x, y, box, fill=window[0])
     return _windowed(crop, window), {"slice_index": k, "row0": row0, "col0": col0}
 
 
-def _bag(vol: Volume, window: tuple[float, float], row: dict, cfg: CropConfig) -> tuple[np.ndarray, dict]:
+def _bag(vol: Volume, window: Window, row: dict, cfg: CropConfig) -> tuple[np.ndarray, dict]:
+    """MIL bag (bag_slices, H, W): Table 1's box of the row's condition on the slices around the instance,
+    stored at ``cfg.bag_scale`` (H, W = :meth:`CropConfig.bag_size` of the bag kind)."""
     k, y, x = vol.voxel(int(row["instance_number"]), float(row["x"]), float(row["y"]))
     box = cfg.bag_box(row["condition"])
     stack, padded = crop_stack(vol.pixels, k, cfg.bag_slices, x, y, box, fill=window[0])
@@ -52,8 +73,18 @@ def _bag(vol: Volume, window: tuple[float, float], row: dict, cfg: CropConfig) -
     return stack, {"slice_index": k, "row0": row0, "col0": col0, "padded_slices": padded}
 
 
-def _volume(vol: Volume, window: tuple[float, float], anchor: Volume, row: dict,
-            cfg: CropConfig) -> tuple[np.ndarray, dict]:
+def disc_volume(vol: Volume, window: Window, anchor: Volume, row: dict,
+                cfg: CropConfig) -> tuple[np.ndarray, dict]:
+    """Disc volume (volume_slices, H, W) = (cfg.volume_slices, *cfg.volume_size) of series ``vol``.
+
+    The disc centre is the spinal canal point on the ``anchor`` series (row keys ``anchor_instance``,
+    ``anchor_x``, ``anchor_y``); on another series (Sagittal T1 for a T2 anchor) it is carried through patient
+    coordinates: voxel (k, y, x) of the anchor -> point p (mm) -> voxel of ``vol``. The field
+    ``cfg.volume_crop`` around it is resized to ``cfg.volume_size``. Also used by the grader
+    (:mod:`spinelib.grading.disc_scores`), so training volumes and graded volumes are one cut.
+
+    Raises ValueError when the centre falls outside ``vol``.
+    """
     k, y, x = anchor.voxel(int(row["anchor_instance"]), float(row["anchor_x"]), float(row["anchor_y"]))
     if vol is not anchor:
         kf, y, x = vol.from_patient(anchor.to_patient(k, y, x))
@@ -69,8 +100,11 @@ def _volume(vol: Volume, window: tuple[float, float], anchor: Volume, row: dict,
     return _windowed(resize_stack(np.ascontiguousarray(stack), cfg.volume_size), window), geometry
 
 
-def _loc(vol: Volume, window: tuple[float, float], row: dict, cfg: CropConfig) -> tuple[np.ndarray, dict]:
-    """Whole slices around the annotated instance, resized: the localiser's 2.5D input and its target."""
+def _loc(vol: Volume, window: Window, row: dict, cfg: CropConfig) -> tuple[np.ndarray, dict]:
+    """Whole slices around the annotated instance, resized: the localiser's 2.5D input and its target.
+
+    Input (loc_slices, H, W) = (cfg.loc_slices, *cfg.loc_size); target (x_norm, y_norm) = (x / width, y / height).
+    """
     k, y, x = vol.voxel(int(row["instance_number"]), float(row["x"]), float(row["y"]))
     height, width = vol.pixels.shape[1:]
     whole = Box.centred(height, width)  # a box covering the whole image
@@ -80,21 +114,89 @@ def _loc(vol: Volume, window: tuple[float, float], row: dict, cfg: CropConfig) -
     return _windowed(resize_stack(stack, cfg.loc_size), window), geometry
 
 
+# ---- the crop kinds, in one table ---------------------------------------------------------------------------------
+
+# cut(vol, window, anchor, row, cfg): ``anchor`` is the anchor series' volume for anchored kinds (disc_volume has
+# this signature), else None; point kinds wrap their cut with _point_cut
+CutFunction = Callable[[Volume, Window, Volume | None, dict, CropConfig], tuple[np.ndarray, dict]]
+PlanFunction = Callable[[pd.DataFrame, pd.DataFrame, CropConfig], pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class CropKind:
+    """One kind of crop: which rows it makes (``plan``), how it cuts one (``cut``), the shape stored per crop.
+
+    ``plan(labels, series, cfg)`` gives one row per crop (the ``<kind>.csv`` index columns before geometry);
+    ``shape(cfg)`` the stored shape of one crop, without the leading N; ``anchored``: each row also names an
+    ``anchor_series_id`` whose volume the cut needs (read, and reported unreadable, like the row's own series).
+    """
+
+    name: str
+    plan: PlanFunction
+    cut: CutFunction
+    shape: Callable[[CropConfig], tuple[int, ...]]
+    anchored: bool = False
+
+
+def _point_cut(function: Callable[[Volume, Window, dict, CropConfig], tuple[np.ndarray, dict]]) -> CutFunction:
+    """A cut on the annotated point alone, in the table's signature (the anchor is unused)."""
+    def cut(vol: Volume, window: Window, anchor: Volume | None, row: dict, cfg: CropConfig) -> tuple[np.ndarray, dict]:
+        return function(vol, window, row, cfg)
+    return cut
+
+
+def _bag_kind(name: str) -> CropKind:
+    """The MIL bag kind ``name`` (bag_scs, bag_nfn, bag_ss): the points of the conditions :data:`BAG_KIND` maps
+    to it, each a stack of Table 1's box."""
+    def plan(labels: pd.DataFrame, series: pd.DataFrame, cfg: CropConfig) -> pd.DataFrame:
+        # all bag conditions planned together, then filtered: the rows keep the order of that joint plan
+        points = plan_points(labels, tuple(BAG_KIND))
+        return points[points["condition"].map(BAG_KIND) == name].reset_index(drop=True)
+
+    return CropKind(name=name, plan=plan, cut=_point_cut(_bag), shape=lambda cfg: (cfg.bag_slices, *cfg.bag_size(name)))
+
+
+# Extraction order: it orders the kinds in summary.json and crop_log.csv, so it is part of the store's bytes.
+CROP_KINDS: dict[str, CropKind] = {kind.name: kind for kind in [
+    # contrastive study: one 2D ROI per annotated point of every condition
+    CropKind(name="roi", plan=lambda labels, series, cfg: plan_points(labels, cfg.roi_conditions),
+             cut=_point_cut(_roi), shape=lambda cfg: tuple(cfg.roi_size)),
+    # ranking study: one volume per disc and series type, centred through the spinal canal point (the anchor)
+    CropKind(name="volume", plan=lambda labels, series, cfg: plan_volumes(labels, series, cfg.volume_series),
+             cut=disc_volume, shape=lambda cfg: (cfg.volume_slices, *cfg.volume_size), anchored=True),
+    # the localiser: whole slices around each spinal canal point, which is its regression target
+    CropKind(name="loc", plan=lambda labels, series, cfg: plan_points(labels, ("spinal_canal_stenosis",)),
+             cut=_point_cut(_loc), shape=lambda cfg: (cfg.loc_slices, *cfg.loc_size)),
+    # MIL study: one bag kind per condition group (bag_nfn, bag_scs, bag_ss)
+    *[_bag_kind(name) for name in sorted(set(BAG_KIND.values()))],
+]}
+
+
+# ---- one study ---------------------------------------------------------------------------------------------------
+
+def _series_needed(tasks: dict[str, list[dict]]) -> set[int]:
+    """Every series id the study's planned crops read: their own series and, for anchored kinds, the anchor."""
+    needed = {int(r["series_id"]) for rows in tasks.values() for r in rows if pd.notna(r["series_id"])}
+    for kind, rows in tasks.items():
+        if CROP_KINDS[kind].anchored:
+            needed |= {int(r["anchor_series_id"]) for r in rows}
+    return needed
+
+
 def crop_study(root: Path, study_id: int, tasks: dict[str, list[dict]], cfg: CropConfig,
                split: str = "train") -> dict:
     """Make every planned crop of one study; each needed series is read once.
 
     ``tasks`` maps a crop kind to its plan rows (dicts with ``row`` = position in
-    the kind's index). Returns the crops, per-row geometry or failure reason,
-    and the files that could not be read.
+    the kind's index). Returns ``{"crops": {kind: [(row, uint8 crop or None,
+    geometry or {"status": reason})]}, "failures": [unreadable files]}``.
     """
-    needed = {int(r["series_id"]) for rows in tasks.values() for r in rows if pd.notna(r["series_id"])}
-    needed |= {int(r["anchor_series_id"]) for r in tasks.get("volume", [])}
+    # ---- read every needed series once ----
     volumes: dict[int, Volume] = {}
-    windows: dict[int, tuple[float, float]] = {}
+    windows: dict[int, Window] = {}
     errors: dict[int, str] = {}
     failures: list[ReadFailure] = []
-    for sid in sorted(needed):
+    for sid in sorted(_series_needed(tasks)):
         try:
             # Raw intensities; the series' window is applied to the crops only, not to every voxel.
             volumes[sid] = read_series(series_dir(root, study_id, sid, split), normalise=None)
@@ -102,26 +204,24 @@ def crop_study(root: Path, study_id: int, tasks: dict[str, list[dict]], cfg: Cro
             failures.extend(volumes[sid].failures)
         except (SeriesReadError, FileNotFoundError, OSError) as err:
             errors[sid] = f"series unreadable: {err}"
+
+    # ---- cut every planned crop; a crop that cannot be made keeps its reason as status ----
     out: dict[str, list] = {kind: [] for kind in tasks}
     for kind, rows in tasks.items():
+        spec = CROP_KINDS[kind]
         for row in rows:
             try:
                 if pd.isna(row["series_id"]):
                     raise LookupError(f"study has no {row['series_description']} series")
                 sid = int(row["series_id"])
-                if sid in errors or (kind == "volume" and int(row["anchor_series_id"]) in errors):
-                    raise LookupError(errors.get(sid) or errors[int(row["anchor_series_id"])])
-                if kind == "roi":
-                    crop, geometry = _roi(volumes[sid], windows[sid], row, cfg)
-                elif kind == "loc":
-                    crop, geometry = _loc(volumes[sid], windows[sid], row, cfg)
-                elif kind == "volume":
-                    anchor = volumes[int(row["anchor_series_id"])]
-                    crop, geometry = _volume(volumes[sid], windows[sid], anchor, row, cfg)
-                else:
-                    crop, geometry = _bag(volumes[sid], windows[sid], row, cfg)
+                anchor_sid = int(row["anchor_series_id"]) if spec.anchored else None
+                if sid in errors or anchor_sid in errors:
+                    raise LookupError(errors.get(sid) or errors[anchor_sid])
+                anchor = volumes[anchor_sid] if spec.anchored else None
+                crop, geometry = spec.cut(volumes[sid], windows[sid], anchor, row, cfg)
                 out[kind].append((row["row"], to_uint8(crop), {**geometry, "status": "ok"}))
             except (LookupError, ValueError) as err:
+                # str(KeyError) quotes its message: strip the quotes so the log reads like the others
                 out[kind].append((row["row"], None, {"status": str(err).strip("'\"")}))
     return {"crops": out, "failures": [asdict(f) for f in failures]}
 
@@ -130,29 +230,19 @@ def _crop_study_star(args: tuple) -> dict:
     return crop_study(*args)
 
 
-def _plans(labels: pd.DataFrame, series: pd.DataFrame, cfg: CropConfig) -> dict[str, pd.DataFrame]:
-    points = plan_points(labels, tuple(BAG_KIND))
-    plans = {"roi": plan_points(labels, cfg.roi_conditions), "volume": plan_volumes(labels, series, cfg.volume_series),
-             "loc": plan_points(labels, ("spinal_canal_stenosis",))}
-    for kind in sorted(set(BAG_KIND.values())):
-        plans[kind] = points[points["condition"].map(BAG_KIND) == kind].reset_index(drop=True)
-    return plans
+# ---- the cohort --------------------------------------------------------------------------------------------------
 
-
-def _shape(kind: str, n: int, cfg: CropConfig) -> tuple[int, ...]:
-    if kind == "roi":
-        return (n, *cfg.roi_size)
-    if kind == "volume":
-        return (n, cfg.volume_slices, *cfg.volume_size)
-    if kind == "loc":
-        return (n, cfg.loc_slices, *cfg.loc_size)
-    return (n, cfg.bag_slices, *cfg.bag_size(kind))
+def _tasks_by_study(plans: dict[str, pd.DataFrame]) -> dict[int, dict[str, list[dict]]]:
+    """Plan rows regrouped per study (then per kind), each row tagged with its position in its kind's index."""
+    by_study: dict[int, dict[str, list[dict]]] = {}
+    for kind, plan in plans.items():
+        for i, row in enumerate(plan.to_dict("records")):
+            by_study.setdefault(int(row["study_id"]), {}).setdefault(kind, []).append({**row, "row": i})
+    return by_study
 
 
 def extract_crops(root: Path | str, out_dir: Path | str, cfg: CropConfig, *, split_unit: str = "patient",
-                  fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), seed: int = 0,
-                  split_conditions: tuple[str, ...] | None = None,
-                  disc_condition: str = "spinal_canal_stenosis", workers: int = 1,
+                  fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), seed: int = 0, workers: int = 1,
                   progress: bool = True, kinds: tuple[str, ...] | None = None,
                   coordinates: pd.DataFrame | None = None) -> dict:
     """Extract every crop kind of the cohort at ``root`` into the store at ``out_dir``.
@@ -160,9 +250,11 @@ def extract_crops(root: Path | str, out_dir: Path | str, cfg: CropConfig, *, spl
     Writes ``<kind>.npy`` + ``<kind>.csv`` per kind, ``splits.csv`` (both the
     patient- and the disc-level split of every disc), ``crop_log.csv`` (every
     label or crop skipped, with the reason), ``read_failures.csv`` (DICOM files
-    that could not be read) and ``summary.json``. Returns the summary.
+    that could not be read), ``config.json`` and ``summary.json``. Returns the summary.
 
-    ``kinds`` limits the crop kinds made (default: all); ``coordinates``
+    ``split_unit`` ("patient" or "disc"), ``fractions`` (train, val, test) and ``seed`` make the split
+    (:func:`spinelib.splits.assign_splits`); ``workers`` processes cut the studies (the store is the same for
+    any number). ``kinds`` limits the crop kinds made (default: all of :data:`CROP_KINDS`); ``coordinates``
     (study_id, condition, level, x, y) replaces the annotated points, e.g. by a
     localiser's predictions (:func:`spinelib.crops.plan.with_coordinates`).
     """
@@ -170,20 +262,21 @@ def extract_crops(root: Path | str, out_dir: Path | str, cfg: CropConfig, *, spl
         raise ValueError(f"split_unit must be 'patient' or 'disc', got {split_unit!r}")
     start = time.perf_counter()
     root, out_dir = Path(root), Path(out_dir)
+
+    # ---- labels, split and plans (table work: no pixel read yet) ----
     dataset = read_dataset(root)
     labels = dataset.labels if coordinates is None else with_coordinates(dataset.labels, coordinates)
-    splits = assign_splits(labels, split_conditions or tuple(labels["condition"].unique()), disc_condition,
-                           fractions, seed)
+    splits = assign_splits(labels, tuple(labels["condition"].unique()), SPLIT_DISC_CONDITION, fractions, seed)
     splits["split"] = splits[f"split_{split_unit}"]
-    plans = {kind: plan for kind, plan in _plans(labels, dataset.series, cfg).items() if kinds is None or kind in kinds}
-    arrays = {kind: allocate(out_dir, kind, _shape(kind, len(plan), cfg)) for kind, plan in plans.items()}
+    plans = {name: kind.plan(labels, dataset.series, cfg) for name, kind in CROP_KINDS.items()
+             if kinds is None or name in kinds}
+    # one zero-filled (N, *shape) uint8 array per kind: a failed crop keeps its zeros, so row i is index row i
+    arrays = {name: allocate(out_dir, name, (len(plan), *CROP_KINDS[name].shape(cfg))) for name, plan in plans.items()}
+
+    # ---- cut, study by study (in parallel); results come back in submission order ----
     geometry: dict[str, dict[int, dict]] = {kind: {} for kind in plans}
     failures: list[dict] = []
-    by_study: dict[int, dict[str, list[dict]]] = {}
-    for kind, plan in plans.items():
-        for i, row in enumerate(plan.to_dict("records")):
-            by_study.setdefault(int(row["study_id"]), {}).setdefault(kind, []).append({**row, "row": i})
-    jobs = [(root, study, tasks, cfg) for study, tasks in sorted(by_study.items())]
+    jobs = [(root, study, tasks, cfg) for study, tasks in sorted(_tasks_by_study(plans).items())]
     for result in process_map(_crop_study_star, jobs, workers, chunksize=2, progress=progress, desc="crops",
                               unit="study"):
         failures.extend(result["failures"])
@@ -192,6 +285,8 @@ def extract_crops(root: Path | str, out_dir: Path | str, cfg: CropConfig, *, spl
                 if crop is not None:
                     arrays[kind][i] = crop
                 geometry[kind][i] = info
+
+    # ---- index tables and the log of what was skipped ----
     log_rows = [skipped_labels(labels, dataset.series).assign(kind="label", series_id=pd.NA)[LOG_COLUMNS]]
     summary = {"studies": int(labels["study_id"].nunique()), "split_unit": split_unit, "kinds": {}}
     for kind, plan in plans.items():
@@ -204,12 +299,15 @@ def extract_crops(root: Path | str, out_dir: Path | str, cfg: CropConfig, *, spl
         log_rows.append(bad.assign(kind=kind, reason=bad["status"])[LOG_COLUMNS])
         summary["kinds"][kind] = {"planned": len(index), "ok": int((index["status"] == "ok").sum()),
                                   "failed": int(len(bad)), "shape": list(arrays[kind].shape[1:])}
+
+    # ---- store-wide files ----
     crop_log = pd.concat(log_rows, ignore_index=True)
     crop_log.to_csv(out_dir / "crop_log.csv", index=False)
     pd.DataFrame(failures, columns=["path", "reason"]).to_csv(out_dir / "read_failures.csv", index=False)
     splits.to_csv(out_dir / "splits.csv", index=False)
-    store_config = {"data_root": portable_path(root), "split_unit": split_unit, "fractions": list(fractions), "seed": seed,
-                    "crops": asdict(cfg)}
+    # how the store was made (CropStore.config): a re-cut (notebook 03's localiser) reuses exactly these settings
+    store_config = {"data_root": portable_path(root), "split_unit": split_unit, "fractions": list(fractions),
+                    "seed": seed, "crops": asdict(cfg)}
     (out_dir / "config.json").write_text(json.dumps(store_config, indent=2))
     summary["skipped"] = crop_log.groupby("kind").size().to_dict()
     summary["read_failures"] = len(failures)

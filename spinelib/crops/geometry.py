@@ -13,6 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+# to_uint8 lives in the data layer (data/study_images.py needs it too); crop code imports it from here with the
+# other crop steps
+from spinelib.data.dicom import to_uint8  # noqa: F401
+
 
 @dataclass(frozen=True)
 class Box:
@@ -30,10 +34,12 @@ class Box:
 
     @property
     def height(self) -> int:
+        """Rows of the crop: up + down."""
         return self.up + self.down
 
     @property
     def width(self) -> int:
+        """Columns of the crop: left + right."""
         return self.left + self.right
 
 
@@ -49,7 +55,9 @@ def crop_plane(image: np.ndarray, x: float, y: float, box: Box, fill: float = 0.
     """
     row0, col0 = crop_origin(x, y, box)
     height, width = image.shape[-2:]
+    # start from the fill value and copy in only the part of the box that overlaps the image
     out = np.full(image.shape[:-2] + (box.height, box.width), fill, dtype=image.dtype)
+    # overlap in image coordinates; the same range shifted by (row0, col0) in crop coordinates
     r_lo, r_hi = max(row0, 0), min(row0 + box.height, height)
     c_lo, c_hi = max(col0, 0), min(col0 + box.width, width)
     if r_lo < r_hi and c_lo < c_hi:
@@ -62,7 +70,7 @@ def slice_window(centre: int, n_slices: int, n_total: int) -> tuple[np.ndarray, 
 
     For even ``n_slices`` the extra slice is taken after the centre.
     """
-    first = centre - (n_slices - 1) // 2
+    first = centre - (n_slices - 1) // 2   # n = 4 around 5: 4, 5, 6, 7 (the centre is the second slice)
     index = np.arange(first, first + n_slices)
     return index, (index >= 0) & (index < n_total)
 
@@ -90,7 +98,7 @@ def resize_stack(stack: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """
     height, width = stack.shape[-2:]
     if (height, width) == tuple(size):
-        return stack
+        return stack   # the same array, not a copy: callers window it afterwards into a new one
     if height % size[0] == 0 and width % size[1] == 0:
         fh, fw = height // size[0], width // size[1]
         total = np.zeros(stack.shape[:-2] + tuple(size), dtype=np.float32)
@@ -99,10 +107,8 @@ def resize_stack(stack: np.ndarray, size: tuple[int, int]) -> np.ndarray:
                 total += stack[..., i::fh, j::fw]
         total *= np.float32(1.0 / (fh * fw))
         return total.astype(stack.dtype, copy=False)
+    # other ratios: bilinear on the last two axes only; grid_mode aligns pixel edges (not centres), like a resize
     zoom = [1.0] * (stack.ndim - 2) + [size[0] / height, size[1] / width]
     return ndimage.zoom(stack, zoom, order=1, grid_mode=True, mode="nearest").astype(stack.dtype, copy=False)
 
 
-def to_uint8(pixels: np.ndarray) -> np.ndarray:
-    """Map normalised intensities in [0, 1] to 0..255 (the contrastive paper stores 8-bit ROIs)."""
-    return np.clip(np.rint(pixels * 255.0), 0, 255).astype(np.uint8)

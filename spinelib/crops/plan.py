@@ -21,6 +21,8 @@ TABLE1_RANGES: dict[str, tuple[int, int, int, int]] = {
     "left_subarticular_stenosis": (48, 144, 96, 96),       # Axial T2 (left)
     "right_subarticular_stenosis": (144, 48, 96, 96),      # Axial T2 (right)
 }
+# Condition -> the MIL bag kind (one array per kind): left and right share a kind, their boxes having the
+# same size (the subarticular ones mirrored).
 BAG_KIND: dict[str, str] = {
     "spinal_canal_stenosis": "bag_scs",
     "left_neural_foraminal_narrowing": "bag_nfn",
@@ -28,6 +30,7 @@ BAG_KIND: dict[str, str] = {
     "left_subarticular_stenosis": "bag_ss",
     "right_subarticular_stenosis": "bag_ss",
 }
+# the columns of a point plan (ROIs, bags, localiser inputs): the label and where it was annotated
 POINT_COLUMNS = ["study_id", "condition", "level", "series_id", "series_description", "instance_number",
                  "x", "y", "grade", "grade_index"]
 
@@ -49,21 +52,16 @@ class CropConfig:
     loc_size: tuple[int, int] = (256, 256)                    # contrastive paper §4.5: 2.5D localiser input 256 x 256
     loc_slices: int = 3                                       # three consecutive slices
 
-    @classmethod
-    def from_params(cls, params: dict) -> "CropConfig":
-        """Build from the crop keys of ``params/crops.yaml`` (other keys are ignored)."""
-        return cls(roi_size=tuple(params["roi_size"]), volume_series=tuple(params["volume_series"]),
-                   volume_slices=params["volume_slices"], volume_crop=tuple(params["volume_crop"]),
-                   volume_size=tuple(params["volume_size"]), bag_slices=params["bag_slices"],
-                   bag_scale=params["bag_scale"], bag_ranges={k: tuple(v) for k, v in params["bag_ranges"].items()},
-                   normalise=tuple(params["normalise_percentiles"]), loc_size=tuple(params["loc_size"]),
-                   loc_slices=params["loc_slices"])
-
     def bag_box(self, condition: str) -> Box:
+        """Table 1's reach around the coordinate for ``condition``, in source pixels (before ``bag_scale``)."""
         left, right, up, down = self.bag_ranges[condition]
         return Box(left=left, right=right, up=up, down=down)
 
     def bag_size(self, kind: str) -> tuple[int, int]:
+        """Stored (H, W) of a bag kind: its box's height and width times ``bag_scale``, rounded.
+
+        Both conditions of a kind have the same box size, so the first one found decides.
+        """
         condition = next(c for c, k in BAG_KIND.items() if k == kind)
         box = self.bag_box(condition)
         return round(box.height * self.bag_scale), round(box.width * self.bag_scale)
@@ -72,6 +70,7 @@ class CropConfig:
 def skipped_labels(labels: pd.DataFrame, series: pd.DataFrame) -> pd.DataFrame:
     """Label rows without a coordinate, with the reason: no series of the needed type, or no annotation."""
     no_coord = labels[labels["series_id"].isna()][["study_id", "condition", "level"]].copy()
+    # why it has none: the study lacks the condition's series type, or the annotator simply gave no point
     have = set(zip(series["study_id"], series["series_description"]))
     needed = no_coord["condition"].map(CONDITION_SERIES)
     lacks = [(s, d) not in have for s, d in zip(no_coord["study_id"], needed)]
@@ -93,12 +92,15 @@ def plan_volumes(labels: pd.DataFrame, series: pd.DataFrame, series_types: tuple
     study's first series of that type; a study lacking the type gets a row
     with ``series_id`` missing (reported as skipped by the extractor).
     """
+    # the disc centre: the spinal canal point (on Sagittal T2), which every disc has and lies mid-disc
     scs = labels[(labels["condition"] == "spinal_canal_stenosis") & labels["series_id"].notna()]
+    # every condition's grade of the disc as columns, so one volume carries all its labels
     grades = labels.pivot_table(index=["study_id", "level"], columns="condition", values="grade_index",
                                 aggfunc="first", dropna=False)
     annotated = labels[labels["series_id"].notna()][["study_id", "level", "series_id", "series_description"]]
     first_of_type = series.sort_values("series_id").drop_duplicates(["study_id", "series_description"])
     rows = []
+    # one block of rows per series type: the centre on the anchor, the series of that type to cut from
     for stype in series_types:
         at_level = annotated[annotated["series_description"] == stype].drop_duplicates(["study_id", "level"])
         part = scs[["study_id", "level", "series_id", "instance_number", "x", "y"]].rename(
@@ -128,6 +130,7 @@ def with_coordinates(labels: pd.DataFrame, coordinates: pd.DataFrame) -> pd.Data
     keys = ["study_id", "condition", "level"]
     predicted = coordinates[keys + ["x", "y"]].drop_duplicates(keys)
     merged = labels.merge(predicted, on=keys, how="left", suffixes=("", "_predicted"))
+    # only labels that were annotated (a series and instance to cut from) take the predicted point
     has = merged["x_predicted"].notna() & merged["series_id"].notna()
     merged.loc[has, "x"] = merged.loc[has, "x_predicted"]
     merged.loc[has, "y"] = merged.loc[has, "y_predicted"]

@@ -17,11 +17,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+# The order a store lists its kinds in (CropStore.kinds). Every kind of spinelib.crops.extract.CROP_KINDS must be
+# here (a test checks); the extraction order there differs (bags sorted by name) and is kept for the store's bytes.
 KINDS: tuple[str, ...] = ("roi", "volume", "loc", "bag_scs", "bag_nfn", "bag_ss")
 
 
 def allocate(root: Path, kind: str, shape: tuple[int, ...]) -> np.memmap:
-    """Create ``<root>/<kind>.npy`` as a zero-filled uint8 array of ``shape``."""
+    """Create ``<root>/<kind>.npy`` as a zero-filled uint8 array of ``shape`` (N, ...), memory-mapped.
+
+    Written row by row as crops arrive; rows of crops that could not be made stay all zero.
+    """
     root.mkdir(parents=True, exist_ok=True)
     return np.lib.format.open_memmap(root / f"{kind}.npy", mode="w+", dtype=np.uint8, shape=shape)
 
@@ -37,20 +42,27 @@ class CropStore:
         return json.loads((self.root / "config.json").read_text())
 
     def kinds(self) -> list[str]:
+        """The crop kinds this store holds (a store cut with ``kinds=`` holds only those), in :data:`KINDS` order."""
         return [k for k in KINDS if (self.root / f"{k}.csv").exists()]
 
     def index(self, kind: str) -> pd.DataFrame:
+        """The index table of ``kind``: one row per planned crop, row i describing ``array(kind)[i]``."""
         path = self.root / f"{kind}.csv"
         if not path.exists():
             raise FileNotFoundError(f"no crop index {path}; run the crop stage (notebook 01) first")
+        # grades are labels ("Normal/Mild", ...) or empty: read as strings so an all-empty column stays text
         return pd.read_csv(path, dtype={"grade": "string"}, keep_default_na=True)
 
     def array(self, kind: str) -> np.ndarray:
+        """Every crop of ``kind``, (N, ...) uint8, memory-mapped read-only (failed rows are all zero)."""
         return np.load(self.root / f"{kind}.npy", mmap_mode="r")
 
     def load(self, kind: str, *, split: str | None = None, condition: str | None = None,
              split_column: str = "split") -> tuple[np.ndarray, pd.DataFrame]:
-        """Crops of ``kind`` with status ok, optionally of one split and condition."""
+        """Crops of ``kind`` with status ok, optionally of one split and condition.
+
+        Returns the crops (n, ...) uint8, copied into memory, and their index rows (renumbered 0..n-1).
+        """
         index = self.index(kind)
         keep = index["status"] == "ok"
         if split is not None:

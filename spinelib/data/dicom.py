@@ -70,11 +70,13 @@ _GEOMETRY_TAGS: dict[str, int] = {
 
 
 def _value(ds: pydicom.Dataset, tag: int):
+    """The tag's value, None when the tag is absent or empty (both mean "not given" to the callers)."""
     element = ds.get(tag)
     return None if element is None or element.value in (None, "") else element.value
 
 
 def _floats(value, size: int) -> np.ndarray:
+    """A multi-valued tag as (size,) float64; all NaN when absent or of the wrong length (checked later)."""
     if value is None:
         return np.full(size, np.nan)
     items = value if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value]
@@ -83,6 +85,7 @@ def _floats(value, size: int) -> np.ndarray:
 
 
 def _optional_float(value, default: float = np.nan) -> float:
+    """``value`` as a float, ``default`` when the tag is absent (a present but malformed value raises)."""
     return default if value is None else float(value)
 
 
@@ -127,10 +130,12 @@ def _header(ds: pydicom.Dataset) -> dict:
 
 
 def _transfer_syntax(ds: pydicom.Dataset) -> str:
+    """The file's transfer syntax UID ("" without file meta): named in decode errors, where it is the usual cause."""
     return str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", ""))
 
 
 def _dcmread(path: Path, *, stop_before_pixels: bool) -> pydicom.Dataset:
+    """pydicom's read, its many error types turned into :class:`InstanceReadError` (a missing file stays one)."""
     try:
         return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
     except FileNotFoundError:
@@ -156,6 +161,7 @@ def _read_stored(path: Path, describe) -> tuple[dict, np.ndarray]:
         header = describe(ds)
     except (TypeError, ValueError) as exc:
         raise InstanceReadError(path, f"malformed header ({exc})") from exc
+    # pydicom reads a file cut before its pixel data without complaint: check explicitly
     if "PixelData" not in ds:
         raise InstanceReadError(path, "no pixel data (file truncated before PixelData?)")
     try:
@@ -172,6 +178,7 @@ def _read_stored(path: Path, describe) -> tuple[dict, np.ndarray]:
 def _rescale_into(out: np.ndarray, stored: np.ndarray, header: dict) -> np.ndarray:
     """``out = stored * RescaleSlope + RescaleIntercept`` in float32, in place."""
     out[...] = stored
+    # skipped when they are the identity: most MR files have slope 1 and intercept 0, and these are full passes
     if header["rescale_slope"] != 1.0:
         out *= np.float32(header["rescale_slope"])
     if header["rescale_intercept"] != 0.0:
@@ -192,6 +199,11 @@ def read_instance(path: Path) -> tuple[dict, np.ndarray]:
 # --------------------------------------------------------------------------
 # Intensities.
 # --------------------------------------------------------------------------
+
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """Map normalised intensities in [0, 1] to 0..255, rounded (crops and study images are stored as 8 bits)."""
+    return np.clip(np.rint(pixels * 255.0), 0, 255).astype(np.uint8)
+
 
 def intensity_window(pixels: np.ndarray, lower: float = 1.0, upper: float = 99.0) -> tuple[float, float]:
     """The ``lower`` and ``upper`` percentiles of ``pixels``, from an odd-strided subsample of ~2**16 values.
@@ -252,6 +264,7 @@ class Volume:
         return np.cross(self.orientation[:3], self.orientation[3:])
 
     def _orientation(self, index: int) -> np.ndarray:
+        """Orientation (6,) = (row direction r, column direction c) of slice ``index``."""
         return self.orientation if self.orientations is None else self.orientations[index]
 
     def index_of(self, instance_number: int) -> int:
@@ -271,7 +284,11 @@ class Volume:
         return index, float(y), float(x)
 
     def to_patient(self, index: int, row: float, col: float) -> np.ndarray:
-        """Patient-space position (mm) of (row, col) on slice ``index``."""
+        """Patient-space position (mm) of (row, col) on slice ``index``.
+
+        ``p = position_k + col * dc * r + row * dr * c``, with ``(dr, dc)`` the pixel spacing and ``r``, ``c``
+        the slice's row and column direction cosines (DICOM C.7.6.2.1.1).
+        """
         orientation = self._orientation(index)
         row_spacing, col_spacing = self.pixel_spacing
         return (self.positions[index]
@@ -287,7 +304,7 @@ class Volume:
         """
         point = np.asarray(point, dtype=np.float64)
         normal = self.normal
-        along = self.positions @ normal
+        along = self.positions @ normal            # (S,) each slice's distance along the normal (mm), increasing
         target = float(point @ normal)
         last = len(along) - 1
         spacing = self.slice_spacing if np.isfinite(self.slice_spacing) and self.slice_spacing > 0 else 1.0
@@ -297,6 +314,7 @@ class Volume:
             index = last + (target - along[last]) / spacing
         else:
             index = float(np.interp(target, along, np.arange(len(along), dtype=np.float64)))
+        # in-plane: project the offset from the nearest slice's origin on its row and column directions
         nearest = int(np.argmin(np.abs(along - target)))
         orientation = self._orientation(nearest)
         delta = point - self.positions[nearest]
@@ -307,6 +325,7 @@ class Volume:
 
 
 def _geometry_failure(header: dict) -> str | None:
+    """Why a slice cannot be placed in the volume (a geometry tag missing), or None."""
     if np.isnan(header["position"]).any():
         return "no usable ImagePositionPatient"
     if np.isnan(header["orientation"]).any():
@@ -320,11 +339,12 @@ def _geometry_failure(header: dict) -> str | None:
 
 def _sort_order(positions: np.ndarray, orientations: np.ndarray, instances: np.ndarray) -> np.ndarray:
     """Order slices by position along the mean (sign-aligned) slice normal."""
-    normals = np.cross(orientations[:, :3], orientations[:, 3:])
+    normals = np.cross(orientations[:, :3], orientations[:, 3:])   # (S, 3) n = r x c per slice
+    # blocks of axial slices may be tilted differently or flipped: align every normal with the first before averaging
     signs = np.where(normals @ normals[0] < 0, -1.0, 1.0)
     normal = (normals * signs[:, None]).mean(axis=0)
     along = positions @ normal
-    return np.lexsort((instances, along))
+    return np.lexsort((instances, along))   # by position; equal positions by instance number (deterministic)
 
 
 def read_series(
@@ -349,6 +369,7 @@ def read_series(
     if not paths:
         raise SeriesReadError(f"{series_dir}: no .dcm files")
 
+    # ---- read every file once: header and stored pixels; a file that fails is listed, not fatal ----
     failures: list[ReadFailure] = []
     headers: list[dict] = []
     images: list[np.ndarray] = []
@@ -366,6 +387,7 @@ def read_series(
         headers.append(header)
         images.append(image)
 
+    # ---- keep the series' most common matrix: a stray localiser or resized slice cannot be stacked ----
     if images:
         majority, _ = Counter(image.shape for image in images).most_common(1)[0]
         keep = [image.shape == majority for image in images]
@@ -379,6 +401,7 @@ def read_series(
         reasons = "; ".join(f"{Path(f.path).name}: {f.reason}" for f in failures)
         raise SeriesReadError(f"{series_dir}: no readable slice ({reasons})")
 
+    # ---- sort in patient geometry and stack into (S, H, W) float32, rescaled ----
     positions = np.stack([h["position"] for h in headers])
     orientations = np.stack([h["orientation"] for h in headers])
     instances = np.asarray([h["instance_number"] for h in headers], dtype=np.int64)
@@ -390,6 +413,7 @@ def read_series(
     if normalise is not None:
         apply_window(pixels, intensity_window(pixels, *normalise))  # ``pixels`` is ours: in place
 
+    # ---- slice spacing: the median gap between positions; one slice: the header's spacing or thickness ----
     first = headers[order[0]]
     normal = np.cross(orientations[0, :3], orientations[0, 3:])
     gaps = np.abs(np.diff(positions @ normal))
@@ -398,6 +422,7 @@ def read_series(
     else:
         fallback = first["spacing_between_slices"]
         slice_spacing = float(fallback if np.isfinite(fallback) else first["slice_thickness"])
+    # per-slice orientations are kept only when they differ (axial blocks); sagittal series share one
     same = np.allclose(orientations, orientations[0], atol=1e-4)
     return Volume(
         pixels=pixels,

@@ -82,6 +82,8 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found (expected the RSNA 2024 layout)")
     try:
+        # every cell as text: each column is parsed here, so a bad cell is reported with its line and value
+        # instead of silently becoming NaN or turning the whole column into objects
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataFormatError(f"{path}: not a readable CSV ({exc})") from exc
@@ -102,6 +104,7 @@ def _lines(mask: pd.Series) -> np.ndarray:
 
 
 def _raise_bad(path: Path, column: str, values: pd.Series, bad: pd.Series, what: str) -> None:
+    """Raise :class:`DataFormatError` naming the first :data:`_SHOWN` bad cells (line and value), if any."""
     if not bad.any():
         return
     lines = _lines(bad)
@@ -114,6 +117,7 @@ def _raise_bad(path: Path, column: str, values: pd.Series, bad: pd.Series, what:
 def _parse_int(path: Path, frame: pd.DataFrame, column: str, *, required: bool = True) -> pd.Series:
     """Integers written as digits (``12`` or ``12.0``) to Int64."""
     text = frame[column]
+    # "12.0" is accepted: spreadsheet exports write integer ids as floats; "12.5" is not an id
     ok = text.str.fullmatch(r"[+-]?\d+(?:\.0*)?").fillna(False).astype(bool)
     bad = ~ok if required else (text.notna() & ~ok)
     _raise_bad(path, column, text, bad, "is missing or not an integer" if required else
@@ -122,6 +126,7 @@ def _parse_int(path: Path, frame: pd.DataFrame, column: str, *, required: bool =
 
 
 def _parse_float(path: Path, frame: pd.DataFrame, column: str) -> pd.Series:
+    """Finite numbers to float64; empty, non-numeric, inf and nan cells raise (a coordinate needs a value)."""
     text = frame[column]
     numbers = pd.to_numeric(text, errors="coerce").astype("float64")
     bad = ~np.isfinite(numbers.to_numpy())
@@ -130,11 +135,15 @@ def _parse_float(path: Path, frame: pd.DataFrame, column: str) -> pd.Series:
 
 
 def _key(text: pd.Series) -> pd.Series:
-    """Case- and whitespace-insensitive lookup key of a vocabulary string."""
+    """Case- and whitespace-insensitive lookup key of a vocabulary string.
+
+    "Sagittal  T2 / STIR" and "sagittal t2/stir" give the same key: hand-edited CSVs differ in exactly these ways.
+    """
     return text.str.lower().str.replace(r"\s+", " ", regex=True).str.replace(r"\s*([/_])\s*", r"\1", regex=True)
 
 
 def _vocabulary_key(word: str) -> str:
+    """:func:`_key` of one string (the canonical words of a vocabulary)."""
     return _key(pd.Series([word], dtype="string")).iloc[0]
 
 
@@ -181,10 +190,13 @@ def _read_grades(path: Path, problems: list[str]) -> pd.DataFrame:
         lines = _lines(study == value).tolist()
         problems.append(f"{path}: study {value} appears on lines {lines}; kept line {lines[0]}")
     grade_words = {g: g for g in GRADES}
+    # empty cells stay NA (required=False): a missing grade is never turned into one
     grades = {c: _parse_vocabulary(path, raw, c, grade_words, required=False) for c in columns}
     wide = pd.DataFrame(grades)[~duplicated]
     study = study[~duplicated]
     n_studies, n_cells = len(wide), len(columns)
+    # melt by hand: the wide columns run condition-major (CONDITIONS x LEVELS), so row-major ravel of the
+    # (studies, 25) grid lines up with study repeated 25 times and (condition, level) tiled once per study
     return pd.DataFrame({
         "study_id": np.repeat(study.to_numpy(), n_cells),
         "condition": pd.array(np.tile(np.repeat(CONDITIONS, len(LEVELS)), n_studies), dtype="string"),
@@ -194,6 +206,7 @@ def _read_grades(path: Path, problems: list[str]) -> pd.DataFrame:
 
 
 def _read_coordinates(path: Path) -> pd.DataFrame:
+    """``train_label_coordinates.csv``: every row, canonical condition and level names, and its file line."""
     raw = _read_csv(path, COORDINATE_COLUMNS)
     coords = pd.DataFrame({
         "study_id": _parse_int(path, raw, "study_id").astype("int64"),
@@ -243,10 +256,12 @@ def _empty(dtypes: dict) -> pd.DataFrame:
 
 
 def _empty_coordinates() -> pd.DataFrame:
+    """No coordinate rows, the columns and dtypes of :func:`read_coordinates`."""
     return _empty(_COORDINATE_DTYPES)
 
 
 def _empty_labels() -> pd.DataFrame:
+    """No label rows, the columns and dtypes of :func:`read_labels`."""
     return _empty(_LABEL_DTYPES)
 
 
@@ -276,6 +291,7 @@ def read_coordinates(root: Path, problems: list[str] | None = None) -> pd.DataFr
 
 def _read_train(root: Path, problems: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(long label table, every coordinate row) of the training split."""
+    # ---- grades: train.csv, melted to 25 rows per study ----
     labels_path = root / "train.csv"
     if not labels_path.is_file():
         raise FileNotFoundError(
@@ -283,12 +299,14 @@ def _read_train(root: Path, problems: list[str]) -> tuple[pd.DataFrame, pd.DataF
     grades = _read_grades(labels_path, problems)
     grades["grade_index"] = grades["grade"].map(GRADE_INDEX).astype("Int64")
 
+    # ---- series types: train_series_descriptions.csv (optional: without it no coordinate has a type) ----
     series_path = root / "train_series_descriptions.csv"
     if series_path.is_file():
         series = _unique_series(read_series_descriptions(series_path), series_path, problems)
     else:
         series = _empty_labels()[list(SERIES_COLUMNS)]
 
+    # ---- coordinates: train_label_coordinates.csv (optional: without it labels have grades only) ----
     coords_path = root / "train_label_coordinates.csv"
     if coords_path.is_file():
         coords = _read_coordinates(coords_path)
@@ -298,6 +316,7 @@ def _read_train(root: Path, problems: list[str]) -> tuple[pd.DataFrame, pd.DataF
     if not series_path.is_file():
         problems.append(f"{series_path}: file not found; labels have no series descriptions")
 
+    # ---- every coordinate row: its series type, whether its study is labelled, whether its label uses it ----
     coords = coords.astype({"series_id": "Int64"}).merge(
         series.astype({"series_id": "Int64"}), on=["study_id", "series_id"], how="left", sort=False)
     coords["labelled"] = coords["study_id"].isin(grades["study_id"])
@@ -313,12 +332,14 @@ def _read_train(root: Path, problems: list[str]) -> tuple[pd.DataFrame, pd.DataF
     coords["used"] = coords["labelled"] & _choose_annotations(coords)
     coords = coords[list(ALL_COORDINATE_COLUMNS)].astype(_empty_coordinates().dtypes.to_dict())
 
+    # ---- the long table: grades with the one used annotation per label (left join: grades without one stay) ----
     used = coords.loc[coords["used"], [*COORDINATE_COLUMNS, "series_description"]]
     labels = grades.merge(used, on=["study_id", "condition", "level"], how="left", sort=False)
     return _typed(labels), coords.reset_index(drop=True)
 
 
 def _unique_series(series: pd.DataFrame, path: Path, problems: list[str]) -> pd.DataFrame:
+    """One row per (study, series): a repeated listing keeps its first description and is a problem."""
     repeated = series.duplicated(["study_id", "series_id"], keep="first")
     for study, series_id in series.loc[repeated, ["study_id", "series_id"]].itertuples(index=False):
         problems.append(f"{path}: series {series_id} of study {study} is listed more than once; "
@@ -327,6 +348,7 @@ def _unique_series(series: pd.DataFrame, path: Path, problems: list[str]) -> pd.
 
 
 def _typed(labels: pd.DataFrame) -> pd.DataFrame:
+    """``labels`` with the columns and dtypes of :func:`read_labels` (merges widen Int64 and string columns)."""
     template = _empty_labels()
     return labels[list(LABEL_COLUMNS)].astype(template.dtypes.to_dict()).reset_index(drop=True)
 
@@ -358,6 +380,7 @@ def read_dataset(root: Path, split: str = "train") -> RSNADataset:
     if split == "train":
         labels, coordinates = _read_train(root, problems)
         series_path = root / "train_series_descriptions.csv"
+        # read again for the series table; its problems were reported by _read_train already (hence [])
         series = (_unique_series(read_series_descriptions(series_path), series_path, [])
                   if series_path.is_file() else _empty_labels()[list(SERIES_COLUMNS)])
     elif split == "test":

@@ -38,17 +38,19 @@ def series_plane(orientation) -> str | None:
     cosines = np.asarray(orientation if orientation is not None else [], dtype=np.float64).ravel()
     if cosines.size != 6 or not np.isfinite(cosines).all():
         return None
-    normal = np.cross(cosines[:3], cosines[3:])
-    if not np.linalg.norm(normal) > 1e-6:
+    normal = np.cross(cosines[:3], cosines[3:])   # n = r x c
+    if not np.linalg.norm(normal) > 1e-6:          # parallel (or zero) cosines: no plane
         return None
     return ("sagittal", "coronal", "axial")[int(np.argmax(np.abs(normal)))]
 
 
 def _words(description: str) -> str:
+    """Lower-case words of a description, punctuation as spaces: "Sag_T2-STIR" -> "sag t2 stir"."""
     return re.sub(r"[^a-z0-9]+", " ", str(description or "").lower()).strip()
 
 
 def _plane_from_words(words: str) -> str | None:
+    """The plane a description names ("sag...", "ax..." or "tra..."), or None."""
     if re.search(r"\bsag", words):
         return "sagittal"
     if re.search(r"\b(ax|tra)", words):
@@ -60,18 +62,19 @@ def series_weighting(description: str, echo_time: float = np.nan, repetition_tim
                      inversion_time: float = np.nan) -> str | None:
     """"T1" or "T2/STIR" from the description's words, else from TE/TR/TI (ms); None if undecidable."""
     words = _words(description)
+    # words first: a description that says the weighting is more reliable than timing thresholds
     if re.search(r"\bstir\b", words) or re.search(r"\bt2\b|\bt2w", words):
         return "T2/STIR"
     if re.search(r"\bt1\b|\bt1w", words):
         return "T1"
     te, tr, ti = (float(v) if v is not None else np.nan for v in (echo_time, repetition_time, inversion_time))
-    if np.isfinite(ti) and ti > 0:
+    if np.isfinite(ti) and ti > 0:   # an inversion pulse: STIR (fat suppressed), grouped with T2 by RSNA
         return "T2/STIR"
     if np.isfinite(tr) and tr >= T2_MIN_TR:
         return "T2/STIR"
     if np.isfinite(tr) and tr < T1_MAX_TR and (not np.isfinite(te) or te < T1_MAX_TE):
         return "T1"
-    return None
+    return None   # between the thresholds (1000 <= TR < 1500) or no timing: undecidable
 
 
 def infer_series_type(header: dict) -> str | None:
@@ -88,8 +91,10 @@ def infer_series_type(header: dict) -> str | None:
     if exact is not None:
         return exact
     words = _words(description)
+    # the geometry decides the plane; words only when the orientation is missing or degenerate
     plane = series_plane(header.get("orientation")) or _plane_from_words(words)
     weighting = series_weighting(description, header.get("echo_time", np.nan),
                                  header.get("repetition_time", np.nan), header.get("inversion_time", np.nan))
+    # the three RSNA types; e.g. axial T1 or coronal anything is not one of them
     return {("sagittal", "T1"): SAGITTAL_T1, ("sagittal", "T2/STIR"): SAGITTAL_T2,
             ("axial", "T2/STIR"): AXIAL_T2}.get((plane, weighting))

@@ -13,13 +13,14 @@ from spinelib.constants import CONDITIONS, GRADES, LEVEL_WORDS, LEVELS, SERIES_T
 from spinelib.data.dicom import read_series
 from spinelib.data.rsna import series_dir
 
+# one colour per grade (green -> amber -> red with severity), grey for a missing label, in every figure
 GRADE_COLOURS = {"Normal/Mild": "#8fb996", "Moderate": "#f2b134", "Severe": "#d1495b", "missing": "#bbbbbb"}
 CONDITION_COLOURS = dict(zip(CONDITIONS, sns.color_palette("tab10", len(CONDITIONS))))
 
 
 def grade_table(labels: pd.DataFrame) -> pd.DataFrame:
     """Counts of each grade (and missing) per condition and level."""
-    grade = labels["grade"].astype("string").fillna("missing")
+    grade = labels["grade"].astype("string").fillna("missing")   # missing is a column of its own, not dropped
     table = pd.crosstab([labels["condition"], labels["level"]], grade)
     return table.reindex(columns=[*GRADES, "missing"], fill_value=0)
 
@@ -29,10 +30,11 @@ def grade_distribution(labels: pd.DataFrame) -> plt.Figure:
     table = grade_table(labels)
     fig, axes = plt.subplots(1, len(CONDITIONS), figsize=(3.2 * len(CONDITIONS), 3.2), sharey=True)
     for ax, condition in zip(axes, CONDITIONS):
+        # a condition without any label (a tiny cohort) leaves its panel empty
         counts = table.loc[condition].reindex(LEVELS, fill_value=0) if condition in table.index else None
         if counts is None:
             continue
-        bottom = np.zeros(len(LEVELS))
+        bottom = np.zeros(len(LEVELS))   # stacked bars: each grade starts where the previous ended
         for grade in table.columns:
             ax.bar([LEVEL_WORDS[lv] for lv in LEVELS], counts[grade], bottom=bottom, color=GRADE_COLOURS[grade],
                    label=grade)
@@ -64,6 +66,7 @@ def acquisition_by_centre(headers: pd.DataFrame) -> plt.Figure:
     columns = [c for c in ("pixel_spacing", "rows", "slice_thickness") if c in headers]
     fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.4))
     for ax, column in zip(np.atleast_1d(axes), columns):
+        # one legend (last panel) for the three series types
         sns.stripplot(data=headers, x="centre", y=column, hue="series_description", dodge=True, size=3, ax=ax,
                       legend=ax is np.atleast_1d(axes)[-1])
         ax.tick_params(axis="x", labelrotation=30, labelsize=8)
@@ -90,6 +93,7 @@ def series_examples(root: Path, labels: pd.DataFrame, series: pd.DataFrame, stud
         ax.set_axis_off()
         ax.set_title(stype)
         on_type = points[points["series_description"] == stype]
+        # the annotated series of the type, else the study's first of that type, else none (the panel says so)
         sid = int(on_type["series_id"].iloc[0]) if len(on_type) else (
             int(study_series.loc[study_series["series_description"] == stype, "series_id"].iloc[0])
             if (study_series["series_description"] == stype).any() else None)
@@ -98,6 +102,7 @@ def series_examples(root: Path, labels: pd.DataFrame, series: pd.DataFrame, stud
             continue
         volume = read_series(series_dir(root, study_id, sid, split))
         on_series = on_type[on_type["series_id"] == sid]
+        # the slice with most coordinates; an unannotated series shows its middle slice
         instance = _annotated_instance(on_series) if len(on_series) else int(volume.instance_numbers[len(volume.instance_numbers) // 2])
         ax.imshow(volume.pixels[volume.index_of(instance)], cmap="gray", vmin=0, vmax=1)
         for p in on_series.itertuples():

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from spinelib.crops.plan import BAG_KIND
-from spinelib.multistage.bags import BagConfig, cut_bag
+from spinelib.crops.bags import BagConfig, cut_bag
 
 
 def loss_curves(histories: dict[str, pd.DataFrame]) -> plt.Figure:

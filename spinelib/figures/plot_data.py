@@ -29,7 +29,7 @@ def file_stem(name: str) -> str:
 
 def rounded(frame: pd.DataFrame, digits: int = DIGITS) -> pd.DataFrame:
     """``frame`` with its float columns rounded to ``digits`` decimals."""
-    floats = frame.select_dtypes("floating").columns
+    floats = frame.select_dtypes("floating").columns    # ints and strings are written as they are
     return frame.assign(**{c: frame[c].round(digits) for c in floats})
 
 
@@ -59,6 +59,8 @@ def roc_points(positive: np.ndarray, score: np.ndarray, max_points: int = MAX_RO
         return pd.DataFrame({"fpr": [], "tpr": []})
     fpr, tpr, _ = roc_curve(positive, score, drop_intermediate=True)
     if len(fpr) > max_points:
+        # Evenly spaced positions along the curve's point list, rounded to indices; np.unique drops the repeats
+        # rounding can make. Positions 0 and len − 1 are always included: the curve keeps its (0, 0) and (1, 1).
         index = np.unique(np.linspace(0, len(fpr) - 1, max(max_points, 2)).round().astype(int))
         fpr, tpr = fpr[index], tpr[index]
     return rounded(pd.DataFrame({"fpr": fpr, "tpr": tpr}))
@@ -78,6 +80,7 @@ def boundary_rocs(grades: np.ndarray, boundary_scores: np.ndarray, num_grades: i
     grades, scores = grades[keep], scores[keep]
     out = {}
     for c in range(num_grades - 1):
+        # min(c, ...): a single raw score column serves every boundary.
         points = roc_points(grades > c, scores[:, min(c, scores.shape[1] - 1)], max_points)
         if len(points):
             out[c] = points.assign(boundary=f"grade>{c}")
@@ -89,6 +92,7 @@ def confusion_rows(actual: np.ndarray, predicted: np.ndarray, labels: tuple[str,
     actual, predicted = np.asarray(actual).ravel(), np.asarray(predicted).ravel()
     if len(actual) != len(predicted):
         raise ValueError(f"{len(actual)} actual but {len(predicted)} predicted grades")
+    # Through pandas so that None / strings become nan rather than raising; nan then fails the range test below.
     actual = pd.to_numeric(pd.Series(actual), errors="coerce").to_numpy(float)
     predicted = pd.to_numeric(pd.Series(predicted), errors="coerce").to_numpy(float)
     keep = (actual >= 0) & (actual < len(labels)) & (predicted >= 0) & (predicted < len(labels))  # nan, −1: unlabelled
@@ -106,6 +110,7 @@ def histogram_counts(values: np.ndarray, low: int, high: int) -> pd.DataFrame:
     values = np.asarray(values, dtype=float).ravel()
     values = np.clip(np.round(values[np.isfinite(values)]), low, high).astype(int)
     bins = np.arange(low, high + 1)
+    # values − low maps [low, high] onto bincount's 0..high − low; minlength keeps the empty top bins.
     return pd.DataFrame({"error": bins, "count": np.bincount(values - low, minlength=len(bins))})
 
 
@@ -115,6 +120,7 @@ def write_tables(tables: dict[str, pd.DataFrame], folder: Path, columns: list[st
     ``columns``, when given, must all be in every table (the fields ``dvc.yaml`` plots name): a table
     without them is an error that names it. Returns the paths written.
     """
+    # Check every table before touching the folder: a bad table must not leave the folder half rewritten.
     for name, table in tables.items():
         missing = [c for c in columns or [] if c not in table.columns]
         if missing:
@@ -125,6 +131,7 @@ def write_tables(tables: dict[str, pd.DataFrame], folder: Path, columns: list[st
     paths = []
     for name, table in tables.items():
         path = folder / f"{file_stem(name)}.csv"
+        # Two names may sanitise to one stem ("a/b" and "a__b"): refuse rather than overwrite a curve silently.
         if path in paths:
             raise ValueError(f"{folder}: two tables map to {path.name}")
         rounded(table).to_csv(path, index=False)

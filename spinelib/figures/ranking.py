@@ -11,6 +11,7 @@ import seaborn as sns
 
 
 def _grid(n: int, cols: int = 4, size: tuple[float, float] = (3.2, 2.6)) -> tuple[plt.Figure, np.ndarray]:
+    """A figure with ``n`` panels in rows of ``cols`` (``size`` each), the unused panels hidden; the axes flat."""
     rows = max(1, int(np.ceil(n / cols)))
     fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False)
     for ax in axes.ravel()[n:]:
@@ -27,6 +28,7 @@ def training_curves(histories: dict[str, pd.DataFrame], monitors: dict[str, str]
     fig, axes = plt.subplots(1, 3, figsize=(16, 3.8))
     ax_loss, ax_ba, ax_auc = axes
     for name, history in histories.items():
+        # a run's validation curve goes to the panel of the metric it was checkpointed by
         phase1 = (monitors or {}).get(name, "balanced_accuracy" if name == "ce" else "auc") == "balanced_accuracy"
         line, = ax_loss.plot(history["epoch"], history["train_loss"], marker=".", lw=1, label=name)
         ax = ax_ba if phase1 else ax_auc
@@ -46,10 +48,11 @@ def paired_differences(paired: pd.DataFrame, metrics: tuple[str, ...] = ("balanc
                                                                          "roc_auc", "within_grade_rho")) -> plt.Figure:
     """Forest plot: run − reference with its 95 % paired patient-bootstrap interval, one panel per metric.
 
-    ``paired`` is :func:`spinelib.stages.ranking_eval.paired_table` output; filled markers for intervals
+    ``paired`` is :func:`spinelib.studies.ranking_eval.paired_table` output; filled markers for intervals
     that exclude zero.
     """
     metrics = [m for m in metrics if m in set(paired["metric"])]
+    # one row per (run, reference) pair, in first-seen order (dict.fromkeys keeps order, drops repeats)
     labels = list(dict.fromkeys(f"{r} − {b}" for r, b in zip(paired["run"], paired["reference"])))
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.0 * len(metrics) + 2.5, 0.28 * len(labels) + 1.2),
                              sharey=True, squeeze=False)
@@ -133,7 +136,7 @@ def uncertainty_vs_margin(decided: pd.DataFrame, run: str) -> plt.Figure:
 
 def score_ordered(images: np.ndarray, scores: np.ndarray, grades: np.ndarray, title: str, cols: int = 12) -> plt.Figure:
     """The ranking paper's Fig. 2 for one task: mid-slices ordered by score, score above, true grade below."""
-    order = np.argsort(scores)
+    order = np.argsort(scores)   # left to right: lowest to highest score
     fig, axes = plt.subplots(1, len(order), figsize=(1.25 * len(order), 2.0), squeeze=False)
     for ax, i in zip(axes[0], order):
         ax.imshow(images[i], cmap="gray")

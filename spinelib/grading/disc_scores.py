@@ -15,15 +15,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
-# the training volumes' own cut (a private helper of the crop stage, used here so that both cuts are one code)
-from spinelib.crops.extract import _volume as cut_disc_volume
+# the training volumes' own cut (the crop stage's, used here so that both cuts are one code)
+from spinelib.crops.extract import disc_volume
 from spinelib.crops.geometry import to_uint8
 from spinelib.crops.plan import CropConfig
 from spinelib.data.dicom import Volume, intensity_window
 from spinelib.datasets.discs import centre_field
 from spinelib.models.ranking import OrdinalModel
+from spinelib.params.data import CropsParams
+from spinelib.params.ranking import RankingParams
 from spinelib.studies.ranking import build_model, plan_runs, task_outputs
 from spinelib.tasks import TaskSet
 from spinelib.train import load_checkpoint
@@ -48,21 +49,21 @@ class DiscScorer:
     def load(cls, ranking_dir: Path | str, params_dir: Path | str = "params", run: str = DEFAULT_RUN) -> "DiscScorer":
         """The run ``run`` of ``ranking_dir`` (notebook 04), with the crop and ranking settings of ``params_dir``."""
         ranking_dir, params_dir = Path(ranking_dir), Path(params_dir)
-        ranking = yaml.safe_load((params_dir / "ranking.yaml").read_text())
-        crops = CropConfig.from_params(yaml.safe_load((params_dir / "crops.yaml").read_text()))
-        tasks = TaskSet.from_params(ranking["volumes"]["tasks"])
-        specs = {spec.name: spec for spec in plan_runs(ranking["runs"], ranking["train"]["seeds"])}
+        ranking = RankingParams.load(params_dir / "ranking.yaml")          # strict: a stale key fails here
+        crops = CropsParams.load(params_dir / "crops.yaml").crop_config()
+        tasks = TaskSet.from_params(ranking.volumes.tasks)
+        specs = {spec.name: spec for spec in plan_runs(ranking.runs, ranking.train.seeds)}
         if run not in specs:
             raise KeyError(f"no ranking run {run!r} in {params_dir / 'ranking.yaml'}; runs: {sorted(specs)}")
         checkpoint = ranking_dir / run / "best.pt"
         if not checkpoint.is_file():
             raise FileNotFoundError(f"{checkpoint}: no ranking checkpoint; run notebook 04 (`dvc repro ranking`)")
-        model = build_model(ranking["train"], tasks.num_grades, specs[run], ranking_dir)
+        model = build_model(ranking.train, tasks.num_grades, specs[run], ranking_dir)
         load_checkpoint(checkpoint, model)
-        tta = ranking["tta"]
-        field = tuple(ranking["volumes"]["field"]) if ranking["volumes"].get("field") else None
-        return cls(model.eval(), tasks, tta_views(tta["translate"], tta["slice_shift"], tta["flips"]), crops,
-                   field, tuple(ranking["volumes"]["input_size"]), run)
+        tta = ranking.tta
+        field = tuple(ranking.volumes.field) if ranking.volumes.field else None
+        return cls(model.eval(), tasks, tta_views(tta.translate, tta.slice_shift, tta.flips), crops,
+                   field, tuple(ranking.volumes.input_size), run)
 
     def inputs(self, volume: Volume, canal: pd.DataFrame) -> tuple[torch.Tensor, list[str], list[str]]:
         """Model inputs (L, 1, D, H, W) in [0, 1] of the discs at the canal points (rows: level, instance_number,
@@ -73,7 +74,7 @@ class DiscScorer:
             row = {"anchor_instance": int(point.instance_number), "anchor_x": float(point.x),
                    "anchor_y": float(point.y)}
             try:
-                stack, _ = cut_disc_volume(volume, window, volume, row, self.crops)
+                stack, _ = disc_volume(volume, window, volume, row, self.crops)
             except (KeyError, ValueError) as err:               # an instance the series lacks, a point off the image
                 skipped.append(f"{point.level} ({err})")
                 continue

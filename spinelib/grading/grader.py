@@ -29,13 +29,14 @@ import torch
 
 from spinelib.competition import PROBABILITY_COLUMNS, row_ids, split_row_id
 from spinelib.constants import CONDITION_SERIES, CONDITION_WORDS, CONDITIONS, LEVEL_WORDS, LEVELS
-from spinelib.data.rsna import COORDINATE_COLUMNS, read_series_descriptions
+from spinelib.crops.bags import BagConfig, cut_bag, source_region
 from spinelib.crops.plan import BAG_KIND
-from spinelib.multistage.bags import BagConfig, cut_bag, source_region
-from spinelib.multistage.inputs import read_study, study_series
-from spinelib.multistage.localisation import Localisers, localise_study
-from spinelib.multistage.severity import load_graders, predict_bags
+from spinelib.data.rsna import COORDINATE_COLUMNS, read_series_descriptions
+from spinelib.data.study_images import read_study, study_series
 from spinelib.progress import progress_bar
+from spinelib.provenance import mismatch_warning, read_provenance, written_by_phantom
+from spinelib.studies.multistage.grading import load_graders, predict_bags
+from spinelib.studies.multistage.localisation import Localisers, localise_study
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +68,29 @@ class Grader:
     views: dict[int, "StudyView"] = field(default_factory=dict)
     # Optional: a ranking run that adds each disc's continuous severity to the report (spinelib.grading.disc_scores)
     scorer: "DiscScorer | None" = None
+    # what the models were trained on (spinelib.provenance), and the graded studies the phantom did not write
+    provenance: dict[str, dict | None] = field(default_factory=dict)
+    real_studies: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, localisation_dir: Path | str, mil_dir: Path | str) -> "Grader":
         graders, bags, prior = load_graders(Path(mil_dir))
-        return cls(Localisers.load(Path(localisation_dir)), graders, bags, prior)
+        provenance = {"localisation": read_provenance(localisation_dir), "mil": read_provenance(mil_dir)}
+        return cls(Localisers.load(Path(localisation_dir)), graders, bags, prior, provenance=provenance)
+
+    def _check_origin(self, study_id: int, study_dir: Path) -> None:
+        """Note a study the phantom did not write (phantom-trained models say nothing about it)."""
+        first = next(iter(sorted(study_dir.rglob("*.dcm"))), None)
+        try:
+            real = first is not None and not written_by_phantom(first)
+        except Exception:   # an unreadable header is reported by read_study; here it only cannot be checked
+            real = False
+        if real:
+            self.real_studies.append(str(study_id))
+
+    def mismatch_warning(self) -> str | None:
+        """The loud warning when phantom-trained models graded real studies (see :mod:`spinelib.provenance`)."""
+        return mismatch_warning(self.provenance, self.real_studies)
 
     def _note(self, study_id: int, text: str) -> None:
         message = f"study {study_id}: {text}"
@@ -82,6 +101,7 @@ class Grader:
         """25 submission rows of one study folder (``<images>/<study_id>/<series_id>/*.dcm``)."""
         study_dir = Path(study_dir)
         study_id = int(study_dir.name)
+        self._check_origin(study_id, study_dir)
         config = self.localisers.config
         series = study_series(study_dir, descriptions)
         images, volumes, problems = read_study(study_dir, series, config["stack_depth"], config["stack_size"],
@@ -219,6 +239,8 @@ class CohortGrades:
     studies: list[int]              # the studies graded, in order
     rows_from_prior: int = 0        # submission rows that hold the training prior
     images_dir: Path | None = None  # the images folder of a dataset root (None for study folders)
+    provenance: dict[str, dict | None] = field(default_factory=dict)   # models folder → what it was trained on
+    warning: str | None = None      # phantom-trained models graded studies the phantom did not write
 
 
 def is_dataset_root(path: Path | str) -> bool:
@@ -312,4 +334,8 @@ def grade_cohort(paths: list[Path] | Path, localisation_dir: Path, mil_dir: Path
     coords = [c for c in grader.coordinates if not c.empty]
     coordinates = (pd.concat(coords, ignore_index=True) if coords
                    else pd.DataFrame(columns=list(COORDINATE_COLUMNS)))
-    return CohortGrades(rows, coordinates, grader.messages, grader.summaries, studies, grader.rows_from_prior, images)
+    warning = grader.mismatch_warning()
+    if warning:
+        log.warning(warning)
+    return CohortGrades(rows, coordinates, grader.messages, grader.summaries, studies, grader.rows_from_prior, images,
+                        grader.provenance, warning)

@@ -30,6 +30,14 @@ import torch.nn.functional as F
 def multi_positive_nt_xent(z: torch.Tensor, groups: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
     """Eq. 3 averaged as in Eq. 5 over a batch of projections ``z`` (N, D) with group ids ``groups`` (N,).
 
+    Args:
+        z: projections g(f(x)) (N, D), any scale (normalised here).
+        groups: integer group id per row (N,); rows sharing an id are each other's positives.
+        temperature: tau > 0; smaller values sharpen the softmax over the other N − 1 rows.
+
+    Returns:
+        The scalar loss (float32, differentiable w.r.t. ``z``).
+
     Computed from the (N, N) matrix of cosine similarities / tau: the diagonal is
     masked out (-inf) before a row-wise log-softmax, so ``log_prob[i, k]`` is the
     log of the fraction in Eq. 3, stable for small tau and large ``z``; the mean
@@ -41,15 +49,21 @@ def multi_positive_nt_xent(z: torch.Tensor, groups: torch.Tensor, temperature: f
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
     n = z.shape[0]
+    # ---- similarities: s_ik / tau (N, N), cosine = dot product of unit vectors; a half-precision z is upcast
+    # first, as 1 / tau = 10 magnifies its rounding ----
     unit = F.normalize(z.float(), dim=1)
     logits = unit @ unit.T / temperature
+    # ---- log of the Eq. 3 fraction for every (i, k): the sum over k != i excludes the anchor itself ----
     self_mask = torch.eye(n, dtype=torch.bool, device=z.device)
     log_prob = logits.masked_fill(self_mask, float("-inf")).log_softmax(dim=1)
+    # ---- positives P(i): same group, not i itself; |P(i)| per anchor (N,) ----
     positive = (groups[:, None] == groups[None, :]) & ~self_mask
     n_positive = positive.sum(dim=1)
     has_positive = n_positive > 0
     if not bool(has_positive.any()):
         raise ValueError("no anchor in the batch has a positive (every group id occurs once)")
+    # ---- L_i = −mean over P(i) of log_prob[i, p]; torch.where, not log_prob * mask, since the diagonal is −inf
+    # and −inf · 0 would be nan ----
     positive_log_prob = torch.where(positive, log_prob, torch.zeros_like(log_prob)).sum(dim=1)
     loss_per_anchor = -positive_log_prob[has_positive] / n_positive[has_positive]
     return loss_per_anchor.mean()

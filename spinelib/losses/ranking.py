@@ -35,19 +35,32 @@ import torch.nn.functional as F
 
 
 def _pairs(scores: torch.Tensor, grades: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(Δs, d, valid): (B, B, T) score and grade differences, and the mask of counted pairs (i < j, both graded)."""
+    """(Δs, d, valid): (B, B, T) score and grade differences, and the mask of counted pairs (i < j, both graded).
+
+    Args:
+        scores: s (B, T) float.
+        grades: y (B, T) long, −1 for missing.
+
+    Returns:
+        Δs[i, j, t] = s_it − s_jt and d[i, j, t] = y_it − y_jt (both (B, B, T), d in scores' dtype), and
+        valid (B, B, T) bool. d is meaningless where a grade is missing; ``valid`` masks those pairs.
+    """
     if scores.shape != grades.shape or scores.dim() != 2:
         raise ValueError(f"scores and grades must both be (B, T); got {tuple(scores.shape)} and {tuple(grades.shape)}")
+    # Broadcasting (B, 1, T) against (1, B, T) gives every ordered pair (i, j) at once.
     delta_s = scores[:, None, :] - scores[None, :, :]
-    d = (grades[:, None, :] - grades[None, :, :]).to(scores.dtype)
+    grade_diff = (grades[:, None, :] - grades[None, :, :]).to(scores.dtype)
     graded = grades >= 0
-    b = scores.shape[0]
-    upper = torch.triu(torch.ones(b, b, dtype=torch.bool, device=scores.device), diagonal=1)
+    batch_size = scores.shape[0]
+    # Strict upper triangle: each unordered pair once (i < j), never a disc with itself.
+    upper = torch.triu(torch.ones(batch_size, batch_size, dtype=torch.bool, device=scores.device), diagonal=1)
     valid = graded[:, None, :] & graded[None, :, :] & upper[:, :, None]
-    return delta_s, d, valid
+    return delta_s, grade_diff, valid
 
 
 def _check_selection(hard_fraction: float | None, pair_fraction: float | None, pair_budget: int | None) -> None:
+    """Raise ValueError on a selection setting out of range (before any tensor work)."""
+    # bool is a subclass of int in Python: reject True/False explicitly, a YAML typo such as `pair_budget: yes`.
     def is_number(x: object) -> bool:
         return isinstance(x, (int, float)) and not isinstance(x, bool)
 
@@ -72,12 +85,14 @@ def _largest(keys: torch.Tensor, counts: list[int]) -> torch.Tensor:
     k = max(counts)
     if k == 0:
         return torch.zeros_like(keys, dtype=torch.bool)
+    # Width of the sentinel block: the row with the fewest picks needs k − min(counts) sentinels.
     pad = k - min(counts)
     if pad:
         shortfall = torch.tensor([k - c for c in counts], device=keys.device)[:, None]    # (R, 1)
         above = torch.arange(pad, device=keys.device) < shortfall                         # (R, pad)
         keys = torch.cat([keys, torch.where(above, math.inf, -math.inf).to(keys.dtype)], dim=1)
     index = keys.topk(k, dim=1, sorted=False).indices
+    # Mark the picked columns, then cut the sentinel block off again: only real keys stay in the mask.
     return torch.zeros(keys.shape, dtype=torch.bool, device=keys.device).scatter_(1, index, True)[:, :width]
 
 
@@ -90,9 +105,12 @@ def _uniform_subset(candidates: torch.Tensor, counts: list[int]) -> torch.Tensor
     about twice as slow.
     """
     rows, width = candidates.shape
+    # The randperm calls draw from torch's RNG in row order: keep that order, the draws are part of the result.
     order = torch.stack([torch.randperm(width, device=candidates.device) for _ in range(rows)])   # (R, P)
     shuffled = candidates.gather(1, order)
+    # cumsum counts candidates seen so far in the shuffled order: keep the first counts[r] of them.
     first = shuffled & (shuffled.cumsum(dim=1) <= torch.tensor(counts, device=candidates.device)[:, None])
+    # Undo the shuffle: the value at shuffled position p belongs to original column order[r, p].
     return torch.empty_like(first).scatter_(1, order, first)
 
 
@@ -120,11 +138,13 @@ def select_pairs(cost: torch.Tensor, valid: torch.Tensor, hard_fraction: float |
                          f"{tuple(valid.shape)} {valid.dtype}")
     if hard_fraction is None:
         return valid
+    # ---- the i < j pairs as a (T, P) table, one row per task ----
     b, _, t = cost.shape
     # Only the i < j pair list can hold valid pairs: select on it, (T, P) with P = B(B − 1)/2.
     flat = _upper_pairs(b, cost.device)                                        # (P,)
     pair_valid = valid.reshape(b * b, t).index_select(0, flat).T               # (T, P)
     *n_valid, n_marked = torch.cat([pair_valid.count_nonzero(dim=1), valid.count_nonzero()[None]]).tolist()
+    # A valid pair outside the upper triangle would be silently dropped by the (T, P) table: refuse it instead.
     if sum(n_valid) != n_marked:
         raise ValueError("valid marks pairs with i >= j; pairs are counted once, as i < j")
     # Per-task counts as T Python ints: exact ceilings, and top-k needs its k on the host anyway.
@@ -132,13 +152,16 @@ def select_pairs(cost: torch.Tensor, valid: torch.Tensor, hard_fraction: float |
     if pair_budget is not None:
         n_keep = [min(n, pair_budget) for n in n_keep]
     if n_keep == n_valid:
-        return valid
+        return valid    # nothing to drop in any task: no mining, and no random draw either
+    # ---- hard share: the n_hard costliest valid pairs of each task (invalid pairs get −inf, never chosen) ----
     n_hard = [math.ceil(hard_fraction * n) for n in n_keep]
     pair_cost = cost.detach().reshape(b * b, t).index_select(0, flat).T        # (T, P)
     chosen = _largest(torch.where(pair_valid, pair_cost, -math.inf), n_hard)
+    # ---- uniform share: the rest drawn among the valid pairs not already chosen ----
     n_rest = [keep - hard for keep, hard in zip(n_keep, n_hard)]
     if any(n_rest):
         chosen |= _uniform_subset(pair_valid & ~chosen, n_rest)
+    # ---- back from the (T, P) pair table to the (B, B, T) layout of the losses ----
     mask = torch.zeros(b * b, t, dtype=torch.bool, device=cost.device)
     return mask.index_copy_(0, flat, chosen.T).reshape(b, b, t)
 
@@ -146,10 +169,12 @@ def select_pairs(cost: torch.Tensor, valid: torch.Tensor, hard_fraction: float |
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Per-task mean of ``values`` over ``mask`` (B, B, T) → (T,); 0 for a task without such pairs."""
     total = (values * mask).sum(dim=(0, 1))
+    # clamp(min=1): an empty task gives 0 / 1 = 0 instead of nan, so it adds nothing to the sum over tasks.
     return total / mask.sum(dim=(0, 1)).clamp(min=1)
 
 
 def _reduce(per_task: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Per-task losses (T,) to a scalar: summed over tasks (Eq. 2) or averaged (the released code)."""
     if reduction == "sum":
         return per_task.sum()
     if reduction == "mean":
@@ -168,23 +193,36 @@ def pairwise_hinge_loss(scores: torch.Tensor, grades: torch.Tensor, num_grades: 
     SpineRankNet is (severity_weight, adaptive_margin) = (True, True); Deep-RankSVM
     is (False, False) with a fixed ``margin``. The component ablations switch one off.
     Pairs are selected by ``select_pairs`` on each pair's own term (hinge or similarity).
+
+    Args:
+        scores: s (B, T) float in [0, S]; grades: y (B, T) long, −1 for missing; num_grades: K_t per task (≥ 2).
+        The other arguments are the symbols of the module docstring (S = ``scale``).
+
+    Returns:
+        Scalar: Σ_t (or mean over t) of λ_dis L_hinge^t + λ_sim L_sim^t.
     """
-    k = torch.as_tensor(list(num_grades), dtype=scores.dtype, device=scores.device)
+    k = torch.as_tensor(list(num_grades), dtype=scores.dtype, device=scores.device)     # K_t (T,)
     if k.numel() != scores.shape[1] or bool((k < 2).any()):
         raise ValueError(f"num_grades needs one entry >= 2 per task ({scores.shape[1]} tasks), got {list(num_grades)}")
-    delta_s, d, valid = _pairs(scores, grades)
-    w = d.abs() * scale / (k - 1)
-    m = m_base + m_scale * w / scale if adaptive_margin else torch.full_like(w, margin)
-    hinge = F.relu(m - torch.sign(d) * delta_s).square()
+    delta_s, grade_diff, valid = _pairs(scores, grades)
+    # ---- Eq. 3 severity weight and the margin, all (B, B, T) ----
+    # w_ij rescales a grade gap to score units: a gap across the whole grade range weighs S, whatever K_t is.
+    severity = grade_diff.abs() * scale / (k - 1)
+    # Adaptive margin: pairs further apart in grade must also be further apart in score (m_base .. m_base + m_scale).
+    pair_margin = m_base + m_scale * severity / scale if adaptive_margin else torch.full_like(severity, margin)
+    # ---- squared hinge on ordered pairs: r_ij Δs_ij should exceed the margin ----
+    hinge = F.relu(pair_margin - torch.sign(grade_diff) * delta_s).square()
     if severity_weight:
-        hinge = w * hinge
+        hinge = severity * hinge
+    # ---- same-grade pairs: their scores should coincide (Eq. 1) ----
     similar = delta_s.square()
-    dis = valid & (d != 0)
-    cost = torch.where(dis, hinge, similar)
+    ordered = valid & (grade_diff != 0)
+    # ---- pair mining on each pair's own term, then the two masked means per task (Eq. 2) ----
+    cost = torch.where(ordered, hinge, similar)
     chosen = select_pairs(cost, valid, hard_fraction, pair_fraction, pair_budget=pair_budget)
-    per_task = lambda_dis * _masked_mean(hinge, chosen & dis)
+    per_task = lambda_dis * _masked_mean(hinge, chosen & ordered)
     if lambda_sim:
-        per_task = per_task + lambda_sim * _masked_mean(similar, chosen & ~dis)
+        per_task = per_task + lambda_sim * _masked_mean(similar, chosen & ~ordered)
     return _reduce(per_task, reduction)
 
 
@@ -224,10 +262,13 @@ def ranknet_loss(scores: torch.Tensor, grades: torch.Tensor, num_grades: Sequenc
                  pair_budget: int | None = None, reduction: str = "sum") -> torch.Tensor:
     """RankNet: mean over ordered pairs of −log σ(σ_s · r_ij Δs_ij) = softplus(−σ_s r_ij Δs_ij), per task.
 
-    Only ordered pairs (d_ij ≠ 0) count, so n in ``select_pairs`` is their number.
+    Only ordered pairs (d_ij ≠ 0) count, so n in ``select_pairs`` is their number. ``num_grades`` is unused
+    (RankNet has no severity weight); it is accepted so that every score loss takes the same arguments.
+    Reference: Burges et al., "Learning to rank using gradient descent", ICML 2005.
     """
-    delta_s, d, valid = _pairs(scores, grades)
-    dis = valid & (d != 0)
-    cost = F.softplus(-sigma * torch.sign(d) * delta_s)
-    chosen = select_pairs(cost, dis, hard_fraction, pair_fraction, pair_budget=pair_budget)
+    delta_s, grade_diff, valid = _pairs(scores, grades)
+    ordered = valid & (grade_diff != 0)
+    # softplus(−x) = −log σ(x), computed without forming σ(x) (no log(0) for a badly ordered pair).
+    cost = F.softplus(-sigma * torch.sign(grade_diff) * delta_s)
+    chosen = select_pairs(cost, ordered, hard_fraction, pair_fraction, pair_budget=pair_budget)
     return _reduce(_masked_mean(cost, chosen), reduction)

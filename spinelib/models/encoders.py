@@ -15,18 +15,31 @@ import torch
 from torch import nn
 from torchvision.models import resnet18
 
+# Width of ResNet-18's pooled feature (the input width of its removed ``fc``): the size of z_i in Eq. 1.
 FEATURE_DIM = 512
+# Keys under which a wrapping checkpoint may hold the encoder's state dict: ``train.fit`` writes
+# {"model": ...}; a pretraining export may write {"encoder": ...}. Tried in this order.
 CHECKPOINT_KEYS = ("model", "encoder")
 
 
 def resnet18_encoder(in_channels: int = 1) -> nn.Module:
-    """A randomly initialised ResNet-18 mapping (B, in_channels, H, W) to (B, 512)."""
+    """A randomly initialised ResNet-18 encoder E(.) (Eq. 1).
+
+    Args:
+        in_channels: channels C of the input (1 for a single MRI slice, 3 for a 2.5D stack of slices).
+
+    Returns:
+        A module mapping x (B, C, H, W) to z (B, 512): the global-average-pooled last-stage features.
+    """
     if in_channels < 1:
         raise ValueError(f"in_channels must be positive, got {in_channels}")
+    # weights=None: never download ImageNet weights; pretrained ones are loaded explicitly from a local file.
     encoder = resnet18(weights=None)
+    # torchvision's stem expects RGB; rebuild it for ``in_channels`` with the same geometry (7x7, stride 2, pad 3).
     old = encoder.conv1
     encoder.conv1 = nn.Conv2d(in_channels, old.out_channels, kernel_size=old.kernel_size, stride=old.stride,
                               padding=old.padding, bias=False)
+    # Drop the 1000-way ImageNet classifier: the encoder's output is the pooled 512-d feature itself.
     encoder.fc = nn.Identity()
     return encoder
 
@@ -51,7 +64,10 @@ def load_encoder_weights(encoder: nn.Module, path: str | Path) -> None:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"encoder checkpoint not found: {path}")
+    # weights_only: a checkpoint is data, never code to unpickle; map to CPU so a GPU-written file loads anywhere.
     state = _state_dict_of(torch.load(path, map_location="cpu", weights_only=True), path)
+    # Compare key sets and shapes first so that one error lists every problem at once
+    # (load_state_dict would stop at the first shape mismatch).
     own = encoder.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))

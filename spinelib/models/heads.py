@@ -14,6 +14,8 @@ from torch import nn
 
 from spinelib.models.encoders import FEATURE_DIM, resnet18_encoder
 
+# §4.4: everything but the last residual stage (layer4) stays fixed during fine-tuning; the low-level filters
+# learnt in pretraining transfer as they are, and only the most task-specific stage adapts.
 DEFAULT_FROZEN = ("conv1", "bn1", "layer1", "layer2", "layer3")
 
 
@@ -26,6 +28,7 @@ class ProjectionHead(nn.Module):
                                  nn.Linear(hidden_dim, out_dim))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """Project encoder features h (N, in_dim) to z (N, out_dim); BatchNorm1d needs N > 1 in training."""
         return self.net(h)
 
 
@@ -41,6 +44,7 @@ class ContrastiveModel(nn.Module):
         self.head = head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (N, C, H, W) -> E(x) (N, 512) -> g(E(x)) (N, out_dim), unnormalised."""
         return self.head(self.encoder(x))
 
 
@@ -60,6 +64,7 @@ class DiscClassifier(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.head = nn.Linear(embed_dim, num_classes)
+        # Names of encoder children kept in eval mode; filled by freeze_encoder_layers, read by train().
         self.frozen_layers: tuple[str, ...] = ()
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -69,13 +74,19 @@ class DiscClassifier(nn.Module):
         if x.dim() != 5:
             raise ValueError(f"expected (B, C, H, W) or (B, S, C, H, W), got shape {tuple(x.shape)}")
         batch, n_rois = x.shape[:2]
+        # One encoder pass over all B·S ROIs (B·S, C, H, W) -> (B·S, D), then regroup to (B, S, D) and average
+        # over S: the mean is what makes the classifier invariant to the order and number of ROIs.
         per_roi = self.encoder(x.flatten(0, 1))
         return per_roi.view(batch, n_rois, -1).mean(dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits (B, num_classes) of x (B, C, H, W) or (B, S, C, H, W)."""
         return self.head(self.embed(x))
 
     def train(self, mode: bool = True) -> "DiscClassifier":
+        """``nn.Module.train``, except that frozen encoder layers stay in eval mode (fixed BN statistics)."""
+        # requires_grad=False alone would still let BatchNorm update its running mean/var in train mode;
+        # putting the frozen children back in eval mode after every train() call keeps them bit-identical.
         super().train(mode)
         for name in self.frozen_layers:
             getattr(self.encoder, name).eval()
@@ -96,7 +107,9 @@ def freeze_encoder_layers(model: DiscClassifier, frozen: Sequence[str] = DEFAULT
         raise ValueError(f"unknown encoder layers {unknown}; the encoder has {list(children)}")
     for name in frozen:
         children[name].requires_grad_(False)
+    # dict.fromkeys: union of the old and new names without duplicates, keeping first-seen order.
     model.frozen_layers = tuple(dict.fromkeys((*model.frozen_layers, *frozen)))
+    # Re-apply the current mode so the newly frozen layers switch to eval mode right away.
     model.train(model.training)
 
 
@@ -106,6 +119,8 @@ def finetune_param_groups(model: DiscClassifier, lr_backbone: float = 5e-5, lr_h
     Frozen parameters are left out; a group with no trainable parameter is
     dropped (e.g. the backbone group when the whole encoder is frozen).
     """
+    # Frozen parameters are left out of the optimiser entirely: it then keeps no state for them, and the groups
+    # list exactly what trains (the notebooks print them).
     backbone = [p for p in model.encoder.parameters() if p.requires_grad]
     head = [p for p in model.head.parameters() if p.requires_grad]
     if not backbone and not head:
@@ -136,7 +151,10 @@ class Localiser(nn.Module):
         self.regressor = nn.Linear(hidden, 2)
 
     def forward(self, x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        """Normalised disc centre (B, 2) = (x, y) / image size, from slices x (B, 3, H, W) and level ids (B,) long."""
         if x.dim() != 4 or level.shape != (x.shape[0],):
             raise ValueError(f"expected x (B, C, H, W) and level (B,), got {tuple(x.shape)} and {tuple(level.shape)}")
+        # [E(x); e_level]: (B, 512) image features beside (B, level_dim) level embedding -> (B, 512 + level_dim).
+        # The level tells the regressor which of the five discs visible in the slice it must point at.
         features = torch.cat([self.encoder(x), self.level_embedding(level)], dim=1)
         return self.regressor(self.mlp(features))

@@ -11,7 +11,8 @@ parameters score the instances:
 The auxiliary scores receive a cross-entropy loss against the bag position of
 the annotated slice (``aux_loss``). Because the branches share no parameter,
 that loss reaches the auxiliary attention, the LSTM and the encoder, never the
-primary attention or the classification head.
+primary attention or the classification head. The loss itself is
+:func:`spinelib.losses.mil.mil_loss`.
 
 Two ablations of the paper's design are switches of :class:`MILGrader`:
 ``aggregator="attention"`` drops the Bi-LSTM (the primary and auxiliary
@@ -23,7 +24,6 @@ primary attention's logit, so the auxiliary loss also trains the pooling).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchvision import models as tv
 
@@ -45,6 +45,8 @@ def slice_encoder(name: str, in_channels: int = 1, width: int | None = None) -> 
             raise ValueError(f"a width is only available for resnet18, got {name!r} with width {width}")
         net = resnet2d18(in_channels, width)
         return net, net.feature_dim
+    # torchvision's networks expect 3-channel RGB: each branch swaps the stem convolution for one of ``in_channels``
+    # and replaces the classifier by the identity, so that the network returns its pooled features
     if name in ENCODERS and name.startswith("resnet"):
         net = getattr(tv, name)(weights=None)
         old = net.conv1
@@ -65,7 +67,7 @@ def slice_encoder(name: str, in_channels: int = 1, width: int | None = None) -> 
         first = net.features[0][0]
         net.features[0][0] = nn.Conv2d(in_channels, first.out_channels, first.kernel_size, first.stride, first.padding)
         dim = net.classifier[-1].in_features
-        net.classifier[-1] = nn.Identity()
+        net.classifier[-1] = nn.Identity()     # keep ConvNeXt's LayerNorm + flatten before the (removed) linear layer
         return net, dim
     raise ValueError(f"unknown encoder {name!r}; choose one of {ENCODERS}")
 
@@ -117,19 +119,7 @@ class MILGrader(nn.Module):
 
     def forward(self, bags: torch.Tensor) -> dict[str, torch.Tensor]:
         batch, n = bags.shape[:2]
+        # every slice of every bag through the shared encoder at once: (B·N, C, H, W) → (B·N, F) → (B, N, F)
         features = self.encoder(bags.flatten(0, 1)).view(batch, n, -1)
         pooled, weights, aux_scores = self.mil(features)
         return {"logits": self.head(pooled), "attention": weights, "aux_scores": aux_scores}
-
-
-def mil_loss(out: dict[str, torch.Tensor], grade: torch.Tensor, key_slice: torch.Tensor,
-             aux_weight: float, class_weights: torch.Tensor | None = None) -> torch.Tensor:
-    """L = CE(logits, grade) + λ · CE(aux_scores, key_slice) (multi-stage paper §2.2.3).
-
-    ``key_slice`` is the bag position of the annotated slice, or −1 where it is
-    outside the bag (after a slice shift), which the auxiliary term ignores.
-    """
-    loss = F.cross_entropy(out["logits"], grade, weight=class_weights)
-    if aux_weight > 0 and bool((key_slice >= 0).any()):
-        loss = loss + aux_weight * F.cross_entropy(out["aux_scores"], key_slice, ignore_index=-1)
-    return loss

@@ -16,6 +16,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+# The layer classes of each dimensionality, (convolution, batch norm, max-pool): one code path builds both networks.
 _LAYERS = {3: (nn.Conv3d, nn.BatchNorm3d, nn.MaxPool3d), 2: (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d)}
 
 
@@ -25,6 +26,7 @@ def _stride(s: int, dims: int) -> tuple[int, ...]:
 
 
 def _conv(c_in: int, c_out: int, stride: int, dims: int) -> nn.Module:
+    """3×3 (3×3×3) convolution, padding 1, no bias (a batch norm follows), in-plane stride ``stride``."""
     return _LAYERS[dims][0](c_in, c_out, kernel_size=3, stride=_stride(stride, dims), padding=1, bias=False)
 
 
@@ -34,15 +36,19 @@ class BasicBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, stride: int = 1, dims: int = 3):
         super().__init__()
         norm = _LAYERS[dims][1]
+        # Only the first convolution strides; the second keeps the resolution.
         self.conv1, self.bn1 = _conv(c_in, c_out, stride, dims), norm(c_out)
         self.conv2, self.bn2 = _conv(c_out, c_out, 1, dims), norm(c_out)
         self.relu = nn.ReLU(inplace=True)
         self.shortcut: nn.Module = nn.Identity()
+        # When the block changes resolution or width, x cannot be added as it is: a strided 1×1 convolution
+        # (+ BN) maps it to the output's shape (He et al.'s projection shortcut, option B).
         if stride != 1 or c_in != c_out:
             self.shortcut = nn.Sequential(_LAYERS[dims][0](c_in, c_out, 1, stride=_stride(stride, dims), bias=False),
                                           norm(c_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """y = ReLU(BN(conv2(ReLU(BN(conv1(x))))) + shortcut(x)); (B, c_in, [D,] H, W) -> (B, c_out, [D,] H/s, W/s)."""
         out = self.relu(self.bn1(self.conv1(x)))
         return self.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
@@ -58,30 +64,37 @@ class ResNet(nn.Module):
         if dims not in _LAYERS:
             raise ValueError(f"dims must be 2 or 3, got {dims}")
         conv, norm, pool = _LAYERS[dims]
+        # ---- stem: 7×7 convolution (3×7×7 in 3D: only 3 slices deep, so thin stacks keep their slices) ----
         kernel, padding = ((3, 7, 7), (1, 3, 3)) if dims == 3 else ((7, 7), (3, 3))
         self.stem = nn.Sequential(
             conv(in_channels, base_width, kernel_size=kernel, stride=_stride(2, dims), padding=padding, bias=False),
             norm(base_width), nn.ReLU(inplace=True),
             pool(kernel_size=(1, 3, 3) if dims == 3 else 3, stride=_stride(2, dims),
                  padding=(0, 1, 1) if dims == 3 else 1))
+        # ---- four residual stages: widths w, 2w, 4w, 8w; every stage but the first halves H and W ----
         stages, c_in = [], base_width
-        for i, n in enumerate(blocks):
-            c_out = base_width * 2**i
-            stride = 1 if i == 0 else 2
-            stages.append(nn.Sequential(*[BasicBlock(c_in if j == 0 else c_out, c_out, stride if j == 0 else 1, dims)
-                                          for j in range(n)]))
+        for stage_index, n_blocks in enumerate(blocks):
+            c_out = base_width * 2**stage_index
+            stride = 1 if stage_index == 0 else 2      # the stem's max-pool already downsampled before stage 1
+            # Only the first block of a stage changes width and resolution; the others map c_out -> c_out.
+            stages.append(nn.Sequential(*[BasicBlock(c_in if block_index == 0 else c_out, c_out,
+                                                     stride if block_index == 0 else 1, dims)
+                                          for block_index in range(n_blocks)]))
             c_in = c_out
         self.layers = nn.Sequential(*stages)
-        self.feature_dim = c_in
-        for m in self.modules():
-            if isinstance(m, conv):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        self.feature_dim = c_in    # 8 · base_width: the embedding size that heads read (OrdinalModel, MIL)
+        # ---- initialisation: He (fan_out) for convolutions, as torchvision's ResNet; BN keeps weight 1, bias 0 ----
+        for module in self.modules():
+            if isinstance(module, conv):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         """3D: (B, C, D, H, W) → (B, 8·w, D, H/32, W/32) (the slice axis D is never strided); 2D: (B, 8·w, H/32, W/32)."""
         return self.layers(self.stem(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Embedding z (B, 8·w): the feature map averaged over all its spatial (and slice) positions."""
+        # flatten(2) merges (D, H', W') (or (H', W')) into one axis so one mean pools both dimensionalities.
         return self.feature_map(x).flatten(2).mean(dim=2)
 
 

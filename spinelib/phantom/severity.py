@@ -45,6 +45,8 @@ from scipy.stats import norm
 
 from spinelib.constants import CONDITIONS
 
+# ---- the model's constants (all of them are recorded in phantom_params.json) ------------------------------------
+
 # Target counts (Normal/Mild, Moderate, Severe) per condition and level (rsna-format.md).
 TARGET_COUNTS: dict[str, tuple[tuple[int, int, int], ...]] = {
     "spinal_canal_stenosis":
@@ -58,50 +60,96 @@ TARGET_COUNTS: dict[str, tuple[tuple[int, int, int], ...]] = {
     "right_subarticular_stenosis":
         ((1680, 110, 24), (1577, 243, 73), (1322, 454, 197), (891, 622, 460), (1399, 396, 173)),
 }
-NOMINAL_T = (0.45, 0.75)  # latent band edges Normal/Mild | Moderate | Severe (before rater noise)
+NOMINAL_THRESHOLDS = (0.45, 0.75)  # latent band edges Normal/Mild | Moderate | Severe (before rater noise)
 RATER_SD = 0.05           # per-disc rater noise on the latent
 # Threshold shift of each simulated centre's raters (spinelib.phantom.series.CENTRES order): a stricter
 # centre (positive shift) sees more disease in the same anatomy. The same shifts apply to the extra tasks.
 CENTRE_SHIFT = (0.0, 0.04, -0.03, 0.02, -0.04)
 EXTRA_RATER_SD = 0.04     # rater noise on the extra (Genodisc-like) tasks' scores
-CALIB_SEED = 20240917     # fixed seed of the calibration sample (independent of the cohort)
-CALIB_N = 100_000
+CALIBRATION_SEED = 20240917     # fixed seed of the calibration sample (independent of the cohort)
+CALIBRATION_STUDIES = 100_000   # studies in that sample: a quantile's frequency within ~0.002 (1 SD)
 # Mixture weights (patient, level/disc, left-right pair, individual); normalised to unit variance.
-WEIGHTS = {"spinal": (0.45, 0.60, 0.0, 0.66), "foraminal": (0.40, 0.45, 0.55, 0.58),
-           "subarticular": (0.40, 0.50, 0.50, 0.58)}
-DEG_MU = (-1.6, -1.0, -0.5, 0.2, 0.4)   # disc degeneration location per level (lower = worse)
+# Foraminal and subarticular narrowing often come in left/right pairs (one bulge narrows both sides), so those
+# groups give the pair factor a large weight; the spinal canal is a single midline structure (no pair).
+MIXTURE_WEIGHTS = {"spinal": (0.45, 0.60, 0.0, 0.66), "foraminal": (0.40, 0.45, 0.55, 0.58),
+                   "subarticular": (0.40, 0.50, 0.50, 0.58)}
+# Disc degeneration location per level L1/L2..L5/S1 (on the logit scale, before expit): the lower lumbar discs
+# carry the most load and degenerate most, as in real cohorts (phantom.md item 4).
+DEGENERATION_MU = (-1.6, -1.0, -0.5, 0.2, 0.4)
 # Pfirrmann-like grade 1-5 and disc-narrowing grade 0-3: cut points on their scores.
 PFIRRMANN_CUTS = (0.15, 0.35, 0.6, 0.8)
 NARROWING_CUTS = (0.25, 0.5, 0.75)
 
 
+# ---- target frequencies and the latent's bands --------------------------------------------------------------------
+
 def target_frequencies() -> np.ndarray:
     """Target grade frequencies, shape (5 conditions, 5 levels, 3 grades)."""
-    c = np.array([TARGET_COUNTS[k] for k in CONDITIONS], dtype=float)
-    return c / c.sum(axis=2, keepdims=True)
+    counts = np.array([TARGET_COUNTS[condition] for condition in CONDITIONS], dtype=float)
+    return counts / counts.sum(axis=2, keepdims=True)
 
 
 def band_edges() -> np.ndarray:
     """Cumulative target frequencies (5 conditions, 5 levels, 2): P(grade <= Normal/Mild), P(grade <= Moderate)."""
-    f = target_frequencies()
-    return np.stack([f[..., 0], f[..., 0] + f[..., 1]], axis=-1)
+    frequencies = target_frequencies()
+    return np.stack([frequencies[..., 0], frequencies[..., 0] + frequencies[..., 1]], axis=-1)
 
 
 def latent_from_probability(u: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Piecewise-linear map of u = Φ(x) in [0, 1] onto the latent bands (see the module docstring).
 
     ``u`` (..., 5, 5) and ``q`` (5, 5, 2) cumulative band edges; returns the latent, same shape as ``u``.
+    The floors of 1e-9 only guard a band of zero width (a grade with no target cases).
     """
     q1, q2 = q[..., 0], q[..., 1]
-    t1, t2 = NOMINAL_T
+    t1, t2 = NOMINAL_THRESHOLDS
     low = t1 * u / q1
     mid = t1 + (t2 - t1) * (u - q1) / np.maximum(q2 - q1, 1e-9)
     high = t2 + (1.0 - t2) * (u - q2) / np.maximum(1.0 - q2, 1e-9)
     return np.clip(np.where(u < q1, low, np.where(u < q2, mid, high)), 0.0, 1.0)
 
 
-def _group(cond: str) -> str:
-    return "spinal" if cond.startswith("spinal") else ("foraminal" if "foraminal" in cond else "subarticular")
+# ---- drawing the latents -------------------------------------------------------------------------------------------
+
+def _condition_group(condition: str) -> str:
+    """The mixture-weight group of a condition: spinal, foraminal or subarticular."""
+    if condition.startswith("spinal"):
+        return "spinal"
+    return "foraminal" if "foraminal" in condition else "subarticular"
+
+
+def _severity_from_factors(patient: np.ndarray, disc: np.ndarray, pair: dict[str, np.ndarray],
+                          individual: np.ndarray) -> np.ndarray:
+    """Latent severity (n, 5 conditions, 5 levels) from the standard-normal factors.
+
+    x[c] = w0·patient + w1·disc + w3·individual[c] (+ w2·pair[group] for the left/right conditions), with the
+    weights of the condition's group scaled to unit norm, so x stays standard normal and Φ(x) uniform.
+    """
+    edges = band_edges()
+    severity = np.empty((len(patient), 5, 5))
+    for condition_index, condition in enumerate(CONDITIONS):
+        group = _condition_group(condition)
+        weights = np.array(MIXTURE_WEIGHTS[group]) / np.linalg.norm(MIXTURE_WEIGHTS[group])
+        x = weights[0] * patient[:, None] + weights[1] * disc + weights[3] * individual[:, condition_index]
+        if group != "spinal":
+            x = x + weights[2] * pair[group]
+        severity[:, condition_index] = latent_from_probability(norm.cdf(x), edges[condition_index])
+    return severity
+
+
+def _draw_disc_degeneration(rng: np.random.Generator, patient: np.ndarray,
+                            disc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nucleus signal loss and disc height loss (n, 5 levels) in [0, 1].
+
+    Degeneration shares the patient and disc factors with the severities (a degenerated disc bulges more), on a
+    logistic scale centred per level; height loss follows degeneration with its own noise.
+    """
+    degeneration_noise = rng.standard_normal((len(patient), 5))
+    height_noise = rng.standard_normal((len(patient), 5))
+    degeneration = expit(np.array(DEGENERATION_MU)
+                         + 1.7 * (0.5 * patient[:, None] + 0.7 * disc + 0.5 * degeneration_noise))
+    height_loss = np.clip(0.8 * degeneration + 0.12 * height_noise - 0.05, 0.0, 1.0)
+    return degeneration, height_loss
 
 
 def draw_latents(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
@@ -110,25 +158,16 @@ def draw_latents(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     Returns ``severity`` (n, 5 conditions, 5 levels) in [0, 1], ``degeneration``
     and ``height_loss`` (n, 5 levels) in [0, 1] (nucleus signal loss, disc height loss).
     """
-    edges = band_edges()
-    g = rng.standard_normal(n)           # patient factor: shared by every disc and condition of a study
-    u = rng.standard_normal((n, 5))      # disc factor: shared by the conditions of one level
+    patient = rng.standard_normal(n)        # patient factor: shared by every disc and condition of a study
+    disc = rng.standard_normal((n, 5))      # disc factor: shared by the conditions of one level
     pair = {"foraminal": rng.standard_normal((n, 5)), "subarticular": rng.standard_normal((n, 5))}
-    own = rng.standard_normal((n, 5, 5))
-    sev = np.empty((n, 5, 5))
-    for ci, cond in enumerate(CONDITIONS):
-        grp = _group(cond)
-        w = np.array(WEIGHTS[grp]) / np.linalg.norm(WEIGHTS[grp])
-        x = w[0] * g[:, None] + w[1] * u + w[3] * own[:, ci]
-        if grp != "spinal":
-            x = x + w[2] * pair[grp]
-        sev[:, ci] = latent_from_probability(norm.cdf(x), edges[ci])
-    e_d = rng.standard_normal((n, 5))
-    e_h = rng.standard_normal((n, 5))
-    deg = expit(np.array(DEG_MU) + 1.7 * (0.5 * g[:, None] + 0.7 * u + 0.5 * e_d))
-    height = np.clip(0.8 * deg + 0.12 * e_h - 0.05, 0.0, 1.0)
-    return {"severity": sev, "degeneration": deg, "height_loss": height}
+    individual = rng.standard_normal((n, 5, 5))
+    severity = _severity_from_factors(patient, disc, pair, individual)
+    degeneration, height_loss = _draw_disc_degeneration(rng, patient, disc)
+    return {"severity": severity, "degeneration": degeneration, "height_loss": height_loss}
 
+
+# ---- raters and grades -----------------------------------------------------------------------------------------
 
 def centre_shift(centre: np.ndarray | int) -> np.ndarray:
     """Rater threshold shift of each study's centre: (n,) for ``centre`` (n,) centre indices."""
@@ -141,28 +180,32 @@ def rater_scores(rng: np.random.Generator, severity: np.ndarray, centre: np.ndar
     ``severity`` is (n, 5, 5) (or (5, 5) for one study) and ``centre`` the study's centre index (n,) (or an int).
     """
     shift = centre_shift(centre)
+    # (n,) -> (n, 1, 1): one shift per study, broadcast over its conditions and levels
     shift = shift.reshape(shift.shape + (1,) * (severity.ndim - shift.ndim))
     return severity + shift + RATER_SD * rng.standard_normal(severity.shape)
 
 
 def _calibration_centres(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` centre indices drawn with the centres' case-mix weights."""
     from spinelib.phantom.series import CENTRES  # the centres' case mix (weights) lives with their scanners
-    return rng.choice(len(CENTRES), size=n, p=[c["weight"] for c in CENTRES])
+    return rng.choice(len(CENTRES), size=n, p=[centre["weight"] for centre in CENTRES])
 
 
 @lru_cache(maxsize=1)
 def calibrated_thresholds() -> np.ndarray:
     """Grade thresholds (5 conditions, 5 levels, 2) from a fixed Monte-Carlo sample of rater scores."""
-    rng = np.random.default_rng(CALIB_SEED)
-    lat = draw_latents(rng, CALIB_N)
-    r = rater_scores(rng, lat["severity"], _calibration_centres(rng, CALIB_N))
-    f = target_frequencies()
-    t = np.empty((5, 5, 2))
-    for ci in range(5):
-        for li in range(5):
-            t[ci, li, 0] = np.quantile(r[:, ci, li], f[ci, li, 0])
-            t[ci, li, 1] = np.quantile(r[:, ci, li], f[ci, li, 0] + f[ci, li, 1])
-    return t
+    rng = np.random.default_rng(CALIBRATION_SEED)
+    latents = draw_latents(rng, CALIBRATION_STUDIES)
+    scores = rater_scores(rng, latents["severity"], _calibration_centres(rng, CALIBRATION_STUDIES))
+    frequencies = target_frequencies()
+    thresholds = np.empty((5, 5, 2))
+    for condition in range(5):
+        for level in range(5):
+            cell = scores[:, condition, level]
+            thresholds[condition, level, 0] = np.quantile(cell, frequencies[condition, level, 0])
+            thresholds[condition, level, 1] = np.quantile(cell, frequencies[condition, level, 0]
+                                                          + frequencies[condition, level, 1])
+    return thresholds
 
 
 def cohort_thresholds(scores: np.ndarray) -> np.ndarray:
@@ -177,17 +220,19 @@ def cohort_thresholds(scores: np.ndarray) -> np.ndarray:
     edges = band_edges()                                           # (5, 5, 2) cumulative target frequencies
     # "higher" keeps every threshold an observed score: with n scores, ceil(F·(n-1)) of them lie below it,
     # and the disc at the threshold takes the higher grade, as in grades_from_scores (score >= t).
-    t = np.empty((5, 5, 2))
-    for ci in range(5):
-        for li in range(5):
-            t[ci, li] = np.quantile(scores[:, ci, li], edges[ci, li], method="higher")
-    return t
+    thresholds = np.empty((5, 5, 2))
+    for condition in range(5):
+        for level in range(5):
+            thresholds[condition, level] = np.quantile(scores[:, condition, level], edges[condition, level],
+                                                       method="higher")
+    return thresholds
 
 
 def grades_from_scores(scores: np.ndarray, thresholds: np.ndarray | None = None) -> np.ndarray:
     """Grade indices 0/1/2 from rater scores (..., 5 conditions, 5 levels).
 
     ``thresholds`` (5, 5, 2) defaults to the population's :func:`calibrated_thresholds`.
+    grade = [score >= t0] + [score >= t1]: 0 Normal/Mild, 1 Moderate, 2 Severe.
     """
     t = calibrated_thresholds() if thresholds is None else thresholds
     return (scores >= t[..., 0]).astype(np.int8) + (scores >= t[..., 1]).astype(np.int8)
@@ -196,12 +241,14 @@ def grades_from_scores(scores: np.ndarray, thresholds: np.ndarray | None = None)
 def draw_latents_and_grades(n: int, seed: int) -> dict[str, np.ndarray]:
     """Latents + grades for ``n`` studies without any image (cheap frequency checks)."""
     rng = np.random.default_rng([seed, 777])
-    lat = draw_latents(rng, n)
+    latents = draw_latents(rng, n)
     centre = _calibration_centres(rng, n)
-    lat["grade"] = grades_from_scores(rater_scores(rng, lat["severity"], centre))
-    lat["centre"] = centre
-    return lat
+    latents["grade"] = grades_from_scores(rater_scores(rng, latents["severity"], centre))
+    latents["centre"] = centre
+    return latents
 
+
+# ---- the extra (Genodisc-like) tasks -------------------------------------------------------------------------------
 
 def pfirrmann_score(degeneration: np.ndarray, height_loss: np.ndarray) -> np.ndarray:
     """The quantity the Pfirrmann-like grade is drawn from: 0.65 · nucleus signal loss + 0.35 · height loss."""

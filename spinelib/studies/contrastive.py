@@ -24,7 +24,6 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
 from spinelib.augment import contrastive_transform, eval_transform
 from spinelib.crops.store import open_store
@@ -34,7 +33,9 @@ from spinelib.distributed import (cleanup_distributed, gather_with_grad, is_dist
 from spinelib.losses.contrastive import multi_positive_nt_xent
 from spinelib.models.encoders import load_encoder_weights, resnet18_encoder
 from spinelib.models.heads import ContrastiveModel, ProjectionHead
+from spinelib.params.contrastive import ContrastiveParams, PretrainParams
 from spinelib.paths import resolve
+from spinelib.provenance import write_store_provenance
 from spinelib.train import FitResult, TrainConfig, fit, make_loader, resolve_device
 
 
@@ -45,15 +46,23 @@ class ContrastiveTask:
     temperature: float
 
     def _loss(self, model: torch.nn.Module, views: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """Multi-positive NT-Xent of a batch of views (B, V, 1, S, S): the B·V projections, grouped by disc.
+
+        The views are flattened disc-major, (B, V, ...) → (B·V, ...), so the group id of row i is i // V: the
+        ``repeat_interleave`` below ([0, 0, 0, 1, 1, 1, ...] for V = 3) marks the V views of one disc as positives.
+        """
         batch, n_views = views.shape[:2]
-        z = model(views.flatten(0, 1).to(device, non_blocking=True))
-        groups = torch.arange(batch, device=device).repeat_interleave(n_views)
+        z = model(views.flatten(0, 1).to(device, non_blocking=True))          # (B·V, projection_dim)
+        groups = torch.arange(batch, device=device).repeat_interleave(n_views)  # (B·V,) disc id of each view
         if is_distributed():
+            # every rank numbers its discs 0..B-1: offset them by rank so that the discs of two ranks never share
+            # an id once gathered (the gathered batch then has every other rank's views as negatives too)
             rank = torch.distributed.get_rank()
             z, groups = gather_with_grad(z), gather_with_grad(groups + rank * batch * 1_000)
         return multi_positive_nt_xent(z, groups, self.temperature)
 
     def train_step(self, model: torch.nn.Module, batch, device: torch.device) -> torch.Tensor:
+        # RoiDataset yields (views, grade, row); pretraining ignores the grade: it never sees a label
         return self._loss(model, batch[0], device)
 
     def evaluate(self, model: torch.nn.Module, loader, device: torch.device) -> dict[str, float]:
@@ -66,7 +75,7 @@ def encoder_path(out_dir: str | Path, split_column: str) -> Path:
     return resolve(out_dir) / split_column / "encoder.pt"
 
 
-def pretrain(p: dict, crops_dir: str | Path, out_dir: str | Path, split_column: str,
+def pretrain(p: PretrainParams, crops_dir: str | Path, out_dir: str | Path, split_column: str,
              progress: bool = True) -> FitResult:
     """Pretrain one encoder on the training discs of ``split_column``; saves ``encoder.pt`` and the curves.
 
@@ -76,46 +85,66 @@ def pretrain(p: dict, crops_dir: str | Path, out_dir: str | Path, split_column: 
     An interrupted run resumes from its checkpoints.
     """
     out = encoder_path(out_dir, split_column).parent
+    # encoder.pt without best.pt: a finished run (best.pt is deleted last, below), so nothing to train
     if (out / "encoder.pt").exists() and not (out / "best.pt").exists():
-        history = pd.read_csv(out / "history.csv")
-        best = int(history["val_loss"].fillna(np.inf).to_numpy().argmin())   # fit keeps the first minimum
-        encoder = torch.load(out / "encoder.pt", map_location="cpu", weights_only=True)
-        return FitResult(history, best + 1, float(history["val_loss"].iloc[best]),
-                         {f"encoder.{k}": v for k, v in encoder.items()}, out)
+        return _finished_run(out)
+
+    # ---- data: V augmented views per training / validation disc ----
     store = open_store(resolve(crops_dir))
-    augment = contrastive_transform(p["input_size"], scale=tuple(p["crop_scale"]), rotation=p["rotation"],
-                                    brightness=p["brightness"], contrast=p["contrast"])
-    data = {split: RoiDataset(store, p["condition"], split, augment, split_column, views=p["views"])
+    augment = contrastive_transform(p.input_size, scale=tuple(p.crop_scale), rotation=p.rotation,
+                                    brightness=p.brightness, contrast=p.contrast)
+    data = {split: RoiDataset(store, p.condition, split, augment, split_column, views=p.views)
             for split in ("train", "val")}
-    torch.manual_seed(p["seed"])  # the initial weights: the same whatever ran before in this process
-    model = ContrastiveModel(resnet18_encoder(1), ProjectionHead(512, p["hidden_dim"], p["projection_dim"]))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=p["epochs"], eta_min=p["lr_min"])
-    config = TrainConfig(epochs=p["epochs"], seed=p["seed"], device=p["device"], amp=p["amp"],
-                         channels_last=p["channels_last"], grad_clip=p["grad_clip"], monitor="val_loss", mode="min",
+
+    # ---- model, optimiser, schedule ----
+    torch.manual_seed(p.seed)  # the initial weights: the same whatever ran before in this process
+    model = ContrastiveModel(resnet18_encoder(1), ProjectionHead(512, p.hidden_dim, p.projection_dim))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=p.epochs, eta_min=p.lr_min)
+    config = TrainConfig(epochs=p.epochs, seed=p.seed, device=p.device, amp=p.amp,
+                         channels_last=p.channels_last, grad_clip=p.grad_clip, monitor="val_loss", mode="min",
                          checkpoint_dir=out, progress=progress)
-    loaders = [make_loader(data[s], p["batch_size"], shuffle=s == "train", seed=p["seed"],
-                           num_workers=p["num_workers"], drop_last=s == "train" and len(data[s]) > p["batch_size"])
+
+    # ---- train ----
+    # drop_last: a short last training batch has few negatives per anchor (a noisy loss); it is kept when the
+    # whole split is no larger than one batch, or the epoch would have no step at all
+    loaders = [make_loader(data[s], p.batch_size, shuffle=s == "train", seed=p.seed,
+                           num_workers=p.num_workers, drop_last=s == "train" and len(data[s]) > p.batch_size)
                for s in ("train", "val")]
-    result = fit(model, ContrastiveTask(p["temperature"]), *loaders, optimizer, config, scheduler)
+    result = fit(model, ContrastiveTask(p.temperature), *loaders, optimizer, config, scheduler)
+
+    # ---- keep the encoder only ----
     if is_main_process():
         encoder_state = {k.removeprefix("encoder."): v for k, v in result.best_state.items()
                          if k.startswith("encoder.")}
         torch.save(encoder_state, out / "encoder.pt")
+        write_store_provenance(out, store, p)   # what the encoder was trained on (read by `spinelib grade`)
         (out / "best.pt").unlink()   # encoder + projection head: the encoder alone is what later stages load
     return result
+
+
+def _finished_run(out: Path) -> FitResult:
+    """A finished pretraining read back from its folder: the curves and the encoder's weights (no head)."""
+    history = pd.read_csv(out / "history.csv")
+    best = int(history["val_loss"].fillna(np.inf).to_numpy().argmin())   # fit keeps the first minimum
+    encoder = torch.load(out / "encoder.pt", map_location="cpu", weights_only=True)
+    # the keys fit's best_state would have (the model's "encoder." prefix), so callers see one layout either way
+    return FitResult(history, best + 1, float(history["val_loss"].iloc[best]),
+                     {f"encoder.{k}": v for k, v in encoder.items()}, out)
 
 
 @torch.no_grad()
 def embed(encoder_file: str | Path, crops_dir: str | Path, condition: str, split: str, split_column: str,
           input_size: int, device: str = "auto") -> tuple[np.ndarray, pd.DataFrame]:
-    """512-d embeddings of one split's ROIs under a pretrained encoder, and their index rows."""
+    """512-d embeddings (N, 512) of one split's N ROIs under a pretrained encoder, and their N index rows."""
     data = RoiDataset(open_store(resolve(crops_dir)), condition, split, eval_transform(input_size), split_column)
     encoder = resnet18_encoder(1)
     load_encoder_weights(encoder, encoder_file)
     dev = resolve_device(device)
     encoder.to(dev).eval()
+    # deterministic preprocessing (no augmentation), in dataset order: row i of the result is index row i
     chunks = [encoder(x.to(dev)).cpu() for x, _, _ in make_loader(data, 256, shuffle=False)]
+    # an empty split still returns a (0, 512) array, so callers need no special case
     return (torch.cat(chunks).numpy() if chunks else np.zeros((0, 512), np.float32)), data.index
 
 
@@ -140,11 +169,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="contrastive pretraining (stage 02)")
     parser.add_argument("--params", default="params/contrastive.yaml")
     args = parser.parse_args(argv)
-    params = yaml.safe_load(resolve(args.params).read_text())
+    params = ContrastiveParams.load(resolve(args.params))   # strict: a misspelt key fails before any work
     rank, _, _ = setup_distributed()
     try:
-        for split_column in params["split_columns"]:
-            pretrain(params["pretrain"], params["crops_dir"], params["out_dir"], split_column, progress=rank == 0)
+        for split_column in params.split_columns:
+            pretrain(params.pretrain, params.crops_dir, params.out_dir, split_column, progress=rank == 0)
     finally:
         cleanup_distributed()
 

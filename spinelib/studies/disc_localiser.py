@@ -23,8 +23,10 @@ from spinelib.crops.extract import extract_crops
 from spinelib.crops.plan import CropConfig
 from spinelib.crops.store import CropStore, open_store
 from spinelib.datasets.discs import LocaliserDataset
-from spinelib.paths import resolve
 from spinelib.models.heads import Localiser
+from spinelib.params.contrastive import LocaliserParams
+from spinelib.paths import resolve
+from spinelib.provenance import write_store_provenance
 from spinelib.studies.finetune import predict_split
 from spinelib.train import FitResult, TrainConfig, fit, make_loader, resolve_device
 
@@ -36,6 +38,7 @@ class LocaliseTask:
     sizes: torch.Tensor  # (N, 2) native (width, height) of each validation row, to turn errors into pixels
 
     def train_step(self, model: torch.nn.Module, batch, device: torch.device) -> torch.Tensor:
+        # images (B, 3, H, W): three consecutive slices; levels (B,) level index; targets (B, 2) in [0, 1]
         images, levels, targets, _ = batch
         return F.smooth_l1_loss(model(images.to(device), levels.to(device)), targets.to(device))
 
@@ -44,18 +47,27 @@ class LocaliseTask:
         if len(rows) == 0:
             return {"val_loss": float("nan"), "rmse_px": float("nan")}
         loss = F.smooth_l1_loss(torch.as_tensor(predicted), torch.as_tensor(targets)).item()
+        # ``rows`` are the validation dataset's row numbers, so each error is scaled by its own image's size
         return {"val_loss": loss, "rmse_px": rmse_pixels(predicted, targets, self.sizes[rows].numpy())}
 
 
 def rmse_pixels(predicted: np.ndarray, targets: np.ndarray, sizes: np.ndarray) -> float:
-    """sqrt(mean over discs of the squared Euclidean error), errors scaled by each image's (width, height)."""
+    """sqrt(mean over discs of the squared Euclidean error), errors scaled by each image's (width, height).
+
+    ``predicted``, ``targets``: (N, 2) normalised (x, y); ``sizes``: (N, 2) native (width, height) in px.
+    RMSE = sqrt(1/N · Σ_i ‖(p_i − t_i) ⊙ s_i‖²), the error of each disc in its own image's pixels.
+    """
     error = (predicted - targets) * sizes
     return float(np.sqrt(np.mean(np.sum(error**2, axis=1))))
 
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, loader, device: torch.device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Predicted and true normalised coordinates and the dataset rows, over a loader."""
+    """Predicted and true normalised coordinates, (N, 2) each, and the N dataset rows, over a loader.
+
+    The rows say which dataset item each prediction belongs to (a sharded or shuffled loader need not keep the
+    dataset's order); an empty loader gives empty arrays of the same shapes.
+    """
     model.eval()
     predicted, targets, rows = [], [], []
     for images, levels, target, row in loader:
@@ -68,25 +80,31 @@ def predict(model: torch.nn.Module, loader, device: torch.device) -> tuple[np.nd
 
 
 def _sizes(dataset: LocaliserDataset) -> torch.Tensor:
+    """(N, 2) float native (width, height) of each of the dataset's N images, in dataset row order."""
     return torch.as_tensor(dataset.index[["width", "height"]].to_numpy(), dtype=torch.float32)
 
 
-def train_localiser(store: CropStore, hp: dict, split_column: str, checkpoint_dir: Path,
+def train_localiser(store: CropStore, hp: LocaliserParams, split_column: str, checkpoint_dir: Path,
                     progress: bool = True) -> tuple[FitResult, Localiser, dict[str, LocaliserDataset]]:
-    """Train the localiser on one split column's training discs; returns the fit, best model and datasets."""
+    """Train the localiser on one split column's training discs; returns the fit, best model and datasets.
+
+    ``hp`` is the ``localiser`` section of params/finetune.yaml.
+    """
     data = {split: LocaliserDataset(store, split, split_column) for split in ("train", "val", "test")}
-    torch.manual_seed(hp["seed"])
-    model = Localiser(num_levels=5, level_dim=hp["level_dim"], hidden=hp["hidden"], dropout=hp["dropout"])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", patience=hp["plateau_patience"],
-                                                           factor=hp["plateau_factor"])
-    config = TrainConfig(epochs=hp["epochs"], seed=hp["seed"], device=hp["device"], amp=hp["amp"],
-                         channels_last=hp["channels_last"], monitor="val_loss", mode="min",
+    torch.manual_seed(hp.seed)   # the initial weights: the same whatever ran before in this process
+    # five lumbar levels (L1/L2 .. L5/S1), each embedded in level_dim dimensions beside the image features
+    model = Localiser(num_levels=5, level_dim=hp.level_dim, hidden=hp.hidden, dropout=hp.dropout)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", patience=hp.plateau_patience,
+                                                           factor=hp.plateau_factor)
+    config = TrainConfig(epochs=hp.epochs, seed=hp.seed, device=hp.device, amp=hp.amp,
+                         channels_last=hp.channels_last, monitor="val_loss", mode="min",
                          checkpoint_dir=checkpoint_dir, progress=progress)
-    train = make_loader(data["train"], hp["batch_size"], shuffle=True, seed=hp["seed"], num_workers=hp["num_workers"])
-    val = make_loader(data["val"], 64, shuffle=False)
+    train = make_loader(data["train"], hp.batch_size, shuffle=True, seed=hp.seed, num_workers=hp.num_workers)
+    val = make_loader(data["val"], 64, shuffle=False)   # evaluation only: its batch size changes no result
     result = fit(model, LocaliseTask(_sizes(data["val"])), train, val, optimizer, config, scheduler)
-    model.load_state_dict(result.best_state)
+    model.load_state_dict(result.best_state)   # fit leaves the last epoch's weights; keep the best validation loss
+    write_store_provenance(checkpoint_dir, store, hp)
     return result, model, data
 
 
@@ -94,7 +112,7 @@ def predicted_coordinates(model: Localiser, dataset: LocaliserDataset, device: s
     """Per disc: annotated and predicted (x, y) in native pixels of the annotated instance, and the error."""
     dev = resolve_device(device)
     predicted, targets, rows = predict(model.to(dev), make_loader(dataset, 64, shuffle=False), dev)
-    sizes = _sizes(dataset).numpy()[rows]
+    sizes = _sizes(dataset).numpy()[rows]    # (N, 2): back from normalised to native pixels
     columns = ["study_id", "condition", "level", "x", "y", "width", "height"]
     out = dataset.index.iloc[rows][columns].reset_index(drop=True)
     out[["x_predicted", "y_predicted"]] = predicted * sizes
@@ -114,10 +132,12 @@ def _recut_rois(store: CropStore, condition: str, out_dir: Path, coordinates: pd
     ``coordinates`` (study_id, condition, level, x, y) replaces the annotated points; ``margin`` widens the ROI
     by that many px on every side (the window at offset 0 is the original ROI).
     """
-    built = store.config()
+    built = store.config()   # how the store was made: data root, split, crop settings (reused, so ROIs match)
     height, width = built["crops"]["roi_size"]
+    # only this condition's ROIs (and, below, only the ROI kind): nothing else of the store is needed again
     config = CropConfig(**{**built["crops"], "roi_conditions": (condition,),
                            "roi_size": (height + 2 * margin, width + 2 * margin)})
+    # same split unit, fractions and seed: every disc lands in the split it had in ``store``
     extract_crops(resolve(built["data_root"]), out_dir, config, split_unit=built["split_unit"],
                   fractions=tuple(built["fractions"]), seed=built["seed"], progress=False, kinds=("roi",),
                   coordinates=coordinates)
@@ -126,6 +146,7 @@ def _recut_rois(store: CropStore, condition: str, out_dir: Path, coordinates: pd
 
 def crops_at_predictions(store: CropStore, coordinates: pd.DataFrame, condition: str, out_dir: Path) -> CropStore:
     """ROIs of ``condition`` re-cut at the predicted points, same data root, split and crop sizes as ``store``."""
+    # extract_crops reads the point from columns x, y: hand it the predicted point under those names
     predicted = coordinates[["study_id", "condition", "level"]].assign(x=coordinates["x_predicted"],
                                                                        y=coordinates["y_predicted"])
     return _recut_rois(store, condition, out_dir, predicted)
@@ -145,7 +166,8 @@ def random_offsets(n: int, distance: float, seed: int) -> np.ndarray:
 
     (dx, dy) = round(distance · (cos θ, sin θ)), θ ~ U[0, 2π) from ``np.random.default_rng(seed)``.
     """
-    theta = np.random.default_rng(seed).uniform(0.0, 2.0 * np.pi, n)
+    theta = np.random.default_rng(seed).uniform(0.0, 2.0 * np.pi, n)   # (n,) one direction per disc
+    # whole pixels: the shifted window is cut from the stored crop by integer slicing
     return np.rint(distance * np.stack([np.cos(theta), np.sin(theta)], axis=1)).astype(np.int64)
 
 
@@ -161,7 +183,8 @@ def shift_predictions(models: dict[tuple[str, int], torch.nn.Module], make_datas
     """
     rows = []
     for distance in distances:
-        for draw in range(1 if distance == 0 else draws):
+        for draw in range(1 if distance == 0 else draws):   # distance 0 has one direction only: the centre
+            # one seed per (seed, distance, draw): a draw's directions do not depend on which distances are listed
             offsets = random_offsets(n, distance, int(np.random.default_rng([seed, int(distance * 100), draw])
                                                       .integers(1 << 31)))
             dataset = make_dataset(offsets)
@@ -178,7 +201,7 @@ def level_errors(coordinates: pd.DataFrame) -> pd.DataFrame:
     studies; a prediction is *wrong-level* when it lies nearer to another level's annotated point of the same
     study than to its own. Adds ``nearest_level`` and ``wrong_level``.
     """
-    out = coordinates.reset_index(drop=True)
+    out = coordinates.reset_index(drop=True)   # a 0..N-1 index, so that a study's index addresses ``nearest``
     nearest = np.empty(len(out), dtype=object)
     for _, study in out.groupby(["study_id", "condition"], sort=False):
         # (predictions, annotated points) distances within one study: row i's nearest annotated level

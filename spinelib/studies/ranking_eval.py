@@ -1,7 +1,9 @@
-"""Notebooks 05–06: thresholds on validation, grades, Table 1, paired differences and the phantom's truth.
+"""Notebooks 05–07: thresholds on validation, grades, Table 1, paired differences and the phantom's truth.
 
-Input is the long prediction table of :func:`spinelib.stages.ranking.predict_tta`
-(one row per run, disc and task). Decisions:
+Input is the long prediction table of :func:`spinelib.studies.ranking.predict_tta`
+(one row per run, disc and task: ``score``, ``score_std``, ``grade`` (−1: missing or
+masked), ``num_grades`` K and ``p_gt_0`` … ``p_gt_{M−1}`` = P(grade > c), nan where
+unused). Decisions:
 
 * CE: argmax of the TTA-averaged class probabilities; CORN: Σ_c [P(y > c) > ½];
 * score objectives (MAE, RankNet, Deep-RankSVM, SpineRankNet): thresholds fitted
@@ -20,7 +22,12 @@ between two runs gets the interval of the paired difference.
 
 from __future__ import annotations
 
+import json
 import warnings
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,11 +37,11 @@ from spinelib.bootstrap import (bootstrap_ordinal_weighted, paired_difference, p
                                 weighted_boundary_auc, within_cell_spearman)
 from spinelib.metrics import ORDINAL_COLUMNS, ordinal_summary
 from spinelib.models.ranking import CLASS_OBJECTIVES, SCORE_OBJECTIVES
-from spinelib.studies.ranking import class_decision
+from spinelib.studies.ranking import class_decision, has_phantom_truth
 from spinelib.thresholds import apply_thresholds, fit_thresholds
 
-KEYS = ["run", "task"]
-THRESHOLDED = "_thresholded"
+KEYS = ["run", "task"]                # one threshold vector, one metric row per (run, task)
+THRESHOLDED = "_thresholded"          # suffix of a CE/CORN run graded by thresholds on its expected grade
 BOOT_METRICS = ("balanced_accuracy", "roc_auc", "qwk", "mae", "within_grade_rho")
 
 
@@ -51,6 +58,7 @@ def with_thresholded(predictions: pd.DataFrame) -> pd.DataFrame:
 
 
 def _boundaries(frame: pd.DataFrame) -> np.ndarray:
+    """(N, K − 1) P(grade > c) of one (run, task)'s rows (the nan padding beyond K − 1 dropped)."""
     k = int(frame["num_grades"].iloc[0])
     return frame[[f"p_gt_{c}" for c in range(k - 1)]].to_numpy()
 
@@ -80,8 +88,9 @@ def decide(predictions: pd.DataFrame, thresholds: pd.DataFrame) -> pd.DataFrame:
         if scored(objective):
             if (run, task) not in cuts:
                 raise KeyError(f"no thresholds for run {run!r}, task {task!r}; fit them on validation first")
-            c = cuts[(run, task)]
+            c = cuts[(run, task)]                                                   # (K − 1,) ordered cut points
             out.loc[frame.index, "pred"] = apply_thresholds(frame["score"].to_numpy(), c)
+            # margin = min_c |s − τ_c|: (N, 1) − (1, K − 1) → (N, K − 1), nearest cut per disc
             out.loc[frame.index, "margin"] = np.abs(frame["score"].to_numpy()[:, None] - c[None, :]).min(axis=1)
         else:
             out.loc[frame.index, "pred"] = class_decision(_boundaries(frame), objective)
@@ -100,6 +109,7 @@ def per_task_metrics(decided: pd.DataFrame) -> pd.DataFrame:
 
 
 def _format(values: np.ndarray, name: str) -> str:
+    """"mean ± std" over tasks; BA in percent with one decimal (as the paper's Table 1), the rest with three."""
     scale, digits = (100, 1) if name == "balanced_accuracy" else (1, 3)
     return f"{np.nanmean(values) * scale:.{digits}f} ± {np.nanstd(values) * scale:.{digits}f}"
 
@@ -149,23 +159,39 @@ def run_bootstrap(decided: pd.DataFrame, truth: pd.DataFrame | None = None, n_bo
     return pd.DataFrame(points).set_index("run"), boot
 
 
+def _weighted_metrics(grade: np.ndarray, pred: np.ndarray, auc_inputs: np.ndarray, k: int, weights: np.ndarray
+                      ) -> dict[str, np.ndarray]:
+    """BA, QWK, MAE (:func:`bootstrap_ordinal_weighted`) and ROC-AUC of one task under each row of ``weights``
+    (R, N) of per-disc multiplicities: each metric an (R,) array."""
+    values = bootstrap_ordinal_weighted(grade, pred, k, weights)
+    values["roc_auc"] = weighted_boundary_auc(grade, auc_inputs, k, weights)
+    return values
+
+
 def _run_values(frame: pd.DataFrame, discs: pd.MultiIndex, weights: np.ndarray, with_truth: bool
                 ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """Task means of one run's metrics: the point value and the (n_boot,) resampled values."""
+    """Task means of one run's metrics: the point value and the (n_boot,) resampled values.
+
+    ``weights`` (n_boot, N) are per-disc multiplicities of the patient resamples over ``discs`` (N discs).
+    """
     per_task_point: dict[str, list[float]] = {m: [] for m in BOOT_METRICS}
     per_task_boot: dict[str, list[np.ndarray]] = {m: [] for m in BOOT_METRICS}
     for task, rows in frame.groupby("task", sort=False):
+        # one row per test disc in the shared disc order, so that column i means the same disc in every run and
+        # the resampling weights line up; a disc this task has no row for gets grade −1 (left out of every metric)
         rows = rows.set_index(["study_id", "level"]).reindex(discs)
         k = int(rows["num_grades"].dropna().iloc[0])
         grade = rows["grade"].fillna(-1).to_numpy(dtype=np.int64)
         pred = rows["pred"].fillna(0).to_numpy(dtype=np.int64)
         auc_in = _auc_inputs(rows.reset_index().assign(objective=rows["objective"].dropna().iloc[0]))
-        ones = np.ones((1, len(grade)), dtype=np.int64)    # the point estimate is the unit-weight resample
-        for weights_, store in ((ones, per_task_point), (weights, per_task_boot)):
-            values = bootstrap_ordinal_weighted(grade, pred, k, weights_)
-            values["roc_auc"] = weighted_boundary_auc(grade, auc_in, k, weights_)
-            for name in ("balanced_accuracy", "roc_auc", "qwk", "mae"):
-                store[name].append(values[name] if store is per_task_boot else float(values[name][0]))
+        # ---- BA, ROC-AUC, QWK, MAE: the point value is the unit-weight "resample", then the n_boot resamples ----
+        ones = np.ones((1, len(grade)), dtype=np.int64)
+        point = _weighted_metrics(grade, pred, auc_in, k, ones)          # each (1,)
+        resampled = _weighted_metrics(grade, pred, auc_in, k, weights)   # each (n_boot,)
+        for name in ("balanced_accuracy", "roc_auc", "qwk", "mae"):
+            per_task_point[name].append(float(point[name][0]))
+            per_task_boot[name].append(resampled[name])
+        # ---- within-grade × level Spearman ρ with the phantom's latent (the ranking paper's claim) ----
         if with_truth and rows["latent"].notna().any():
             graded = (grade >= 0) & rows["latent"].notna().to_numpy()
             cells = pd.DataFrame({"grade": grade[graded], "level": discs.get_level_values("level")[graded]})
@@ -174,6 +200,7 @@ def _run_values(frame: pd.DataFrame, discs: pd.MultiIndex, weights: np.ndarray, 
                                                     weights=weights[:, graded])
             per_task_point["within_grade_rho"].append(rho)
             per_task_boot["within_grade_rho"].append(rho_boot)
+    # mean over tasks: a scalar per metric, and (n_boot,) per metric (stack: (tasks, n_boot) → mean over axis 0)
     return ({m: float(np.nanmean(v)) if v else np.nan for m, v in per_task_point.items()},
             {m: np.nanmean(np.stack(v), axis=0) for m, v in per_task_boot.items() if v})
 
@@ -219,13 +246,13 @@ def comparison_pairs(plan: pd.DataFrame, runs: list[str]) -> list[tuple[str, str
     spec = plan.set_index("name")
     pairs = []
     for run in runs:
-        base = run[:-len(THRESHOLDED)] if run.endswith(THRESHOLDED) else run
+        base = run[:-len(THRESHOLDED)] if run.endswith(THRESHOLDED) else run   # the trained run behind a copy
         if base not in spec.index:
             continue
         row = spec.loc[base]
         if run != base:
-            pairs.append((run, base))
-            if row["encoder"] != "phase1":
+            pairs.append((run, base))        # a thresholded copy against its own argmax decision
+            if row["encoder"] != "phase1":   # a thresholded fine-tuned CE: that pair is its only one
                 continue
         # a score objective is also compared with the thresholded CE twin: the same decision rule for both
         same_rule = [THRESHOLDED] if row["objective"] in SCORE_OBJECTIVES else []
@@ -248,10 +275,11 @@ def seed_summary(points: pd.DataFrame, plan: pd.DataFrame) -> pd.DataFrame:
     ``<metric>_std`` (sample std, 0 for one seed).
     """
     spec = plan.set_index("name")
-    family: dict[str, list[str]] = {}
+    family: dict[str, list[str]] = {}   # family name (the first seed's run name) → the runs of every seed
     for run in points.index:
         base = run[:-len(THRESHOLDED)] if run.endswith(THRESHOLDED) else run
         if base in spec.index and spec.loc[base, "encoder"] in ("phase1", "finetune"):
+            # "spineranknet_finetuned_seed2_thresholded" → "spineranknet_finetuned_thresholded"
             stem = base.split("_seed")[0] + (THRESHOLDED if run != base else "")
             family.setdefault(stem, []).append(run)
     rows = []
@@ -284,11 +312,13 @@ def truth_table(truth_csv: str, extra_csv: str | None = None, extra_truth: dict[
     rater's score of an extra task is the column ``<task>_rater_score`` when present.
     """
     truth = pd.read_csv(truth_csv)
+    # phantom_truth.csv calls the latent "severity" (a table already in our naming has "latent"); rename to ours
     value = "severity" if "severity" in truth.columns else "latent"
     columns = {"condition": "task", value: "latent", "rater_score": "rater"}
     frame = truth.rename(columns=columns)[[c for c in ("study_id", "level", "task", "latent", "rater")
                                            if c in truth.rename(columns=columns).columns]]
     if extra_csv and extra_truth:
+        # the extra tasks' latents are columns of the extra-task CSV (one row per disc): long rows, one per task
         extra = pd.read_csv(extra_csv)
         for task, column in extra_truth.items():
             part = extra[["study_id", "level", column]].rename(columns={column: "latent"}).assign(task=task)
@@ -326,12 +356,60 @@ def mid_slices(store, decided: pd.DataFrame) -> np.ndarray:
     rows = decided[keys].merge(index[keys + ["index"]], on=keys, how="left")["index"]
     if rows.isna().any():
         raise KeyError(f"{int(rows.isna().sum())} prediction rows have no volume in {store.root / 'volume.csv'}")
-    volumes = store.array("volume")
-    return np.stack([volumes[int(i)][volumes.shape[1] // 2] for i in rows])
+    volumes = store.array("volume")                     # (N_store, D, H, W), memory-mapped
+    return np.stack([volumes[int(i)][volumes.shape[1] // 2] for i in rows])   # (rows, H, W)
 
 
 def evenly_ranked(frame: pd.DataFrame, n: int) -> pd.DataFrame:
     """``n`` rows of ``frame`` at evenly spaced ranks of its score (lowest and highest included)."""
-    ordered = frame.sort_values("score", kind="stable")
+    ordered = frame.sort_values("score", kind="stable")   # stable: ties keep their order, so the pick is reproducible
+    # n evenly spaced ranks 0 … len − 1, rounded; np.unique drops repeats when there are fewer rows than asked for
     picks = np.unique(np.linspace(0, len(ordered) - 1, min(n, len(ordered))).round().astype(int))
     return ordered.iloc[picks]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The cohort notebook 04 trained on (notebooks 05-07 read it instead of params of their own)
+# ---------------------------------------------------------------------------------------------------------------
+
+COHORT_FILE = "cohort.json"   # written by notebook 04 beside runs.json and the predictions
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """Which crop store notebook 04 trained on, and whether the phantom's truth files describe it."""
+
+    crops_dir: str        # the store, as notebook 04 was given it (relative to the repository root, or absolute)
+    source: str           # "phantom", or the converter that wrote the store ("spider", "genodisc")
+    phantom_truth: bool   # whether truth_csv / extra_tasks_csv (the phantom's latents) apply to these discs
+
+
+def cohort_of_store(crops_dir: str, config: Mapping[str, Any]) -> Cohort:
+    """The :class:`Cohort` of the crop store at ``crops_dir`` whose ``config.json`` is ``config``."""
+    return Cohort(str(crops_dir), str(config.get("source", "phantom")), has_phantom_truth(config))
+
+
+def write_cohort(out_dir: Path, cohort: Cohort) -> None:
+    """``out_dir/cohort.json``: the record notebooks 05-07 read with :func:`read_cohort`."""
+    (Path(out_dir) / COHORT_FILE).write_text(json.dumps(asdict(cohort), indent=1))
+
+
+def read_cohort(predictions_dir: Path) -> Cohort | None:
+    """The cohort recorded by notebook 04 in ``predictions_dir``; None for a folder written before the record
+    existed (then the notebooks' own params decide, as they always did)."""
+    path = Path(predictions_dir) / COHORT_FILE
+    return Cohort(**json.loads(path.read_text())) if path.is_file() else None
+
+
+def truth_files(cohort: Cohort | None, truth_csv: str, extra_tasks_csv: str) -> tuple[str, str]:
+    """The (truth_csv, extra_tasks_csv) params that apply to ``cohort``: as given for the phantom (or an
+    unrecorded cohort), ("", "") for a converted cohort, which has no true latents."""
+    if cohort is None or cohort.phantom_truth:
+        return truth_csv, extra_tasks_csv
+    return "", ""
+
+
+def no_truth_sentence(cohort: Cohort | None, skipped: str) -> str:
+    """The sentence a notebook prints where it skips ``skipped`` for want of a phantom truth."""
+    where = f"the {cohort.source} crop store {cohort.crops_dir}" if cohort else "these predictions"
+    return f"No phantom truth for {where}: {skipped} skipped."

@@ -128,6 +128,10 @@ def test_store_shapes_dtypes_columns_and_splits(genodisc_root, tmp_path):
     assert config["source"] == "genodisc" and config["tasks"] == GENODISC_TASKS
     assert config["crop"] == [12, 128, 256] and config["size"] == [128, 256]
     assert "root" in config
+    # what the ranking study takes from the store (spinelib.studies.ranking.store_volume_settings)
+    assert config["first_grade"] == {} and config["masked"] == {"Sagittal T1": ["pfirrmann", "disc_narrowing"]}
+    assert config["train_series"] == ["Sagittal T2/STIR", "Sagittal T1"] and config["eval_series"] == ["Sagittal T2/STIR"]
+    assert config["phantom_truth"] is False
 
 
 def test_missing_file_is_reported_not_fatal(genodisc_root, tmp_path, capsys):

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from spinelib.constants import SAGITTAL_T1, SAGITTAL_T2
 from spinelib.crops.store import open_store
@@ -265,14 +265,14 @@ def test_split_is_by_patient(store):
 
 
 def test_store_feeds_the_ranking_stage_loader(store):
-    """Notebook 04's loader reads the store with the default volume params, pointed at it as the README says."""
+    """Notebook 04's loader reads the store with the default volume params unchanged, as the README says: the
+    tasks, grade offsets, masks and series come from the store's config.json."""
     from spinelib.studies.ranking import load_data
 
-    with open("params/ranking.yaml") as handle:
-        params = yaml.safe_load(handle)["volumes"]
+    from spinelib.params.ranking import RankingParams
+
+    params = RankingParams.load(Path(__file__).resolve().parents[2] / "params" / "ranking.yaml").volumes
     config = json.loads((store / "config.json").read_text())
-    params.update(tasks=config["tasks"], extra_tasks_csv="", first_grade={}, masked={},
-                  train_series=[SAGITTAL_T2, SAGITTAL_T1], eval_series=[SAGITTAL_T2])
     data = load_data(open_store(store), params)
     assert tuple(data.tasks.num_grades) == tuple(config["tasks"].values())
     ok_t2 = _index(store).query("status == 'ok' and series_description == @SAGITTAL_T2")
@@ -280,7 +280,7 @@ def test_store_feeds_the_ranking_stage_loader(store):
     assert len(data.train) == len(data.train_eval)  # training discs: T1 or T2 drawn, one item per disc
     dataset = next(d for d in (data.train, data.val, data.test) if len(d))
     volume, grades, _ = dataset[0]
-    assert volume.shape == (1, GEOMETRY.slices, *params["input_size"]) and grades.shape == (len(config["tasks"]),)
+    assert volume.shape == (1, GEOMETRY.slices, *params.input_size) and grades.shape == (len(config["tasks"]),)
 
 
 def test_cli_converts_and_summarises(spider_root, tmp_path, capsys):
@@ -290,3 +290,110 @@ def test_cli_converts_and_summarises(spider_root, tmp_path, capsys):
     assert "8 of 12 disc volumes written" in printed and "pfirrmann 5" in printed
     assert np.load(tmp_path / "cli" / "volume.npy").shape == (12, 4, 16, 32)
     assert main([str(tmp_path / "nowhere"), str(tmp_path / "cli2")]) == 2
+
+
+# --- One parameter: the ranking notebooks 04-07 on a converted SPIDER store --------------------------------------
+
+def _cohort_root(spider_root, root, patients: int = 16):
+    """A SPIDER root of ``patients`` patients: copies of fixture patients 1 (t2 and t1) and 2 (tilted, t2_SPACE),
+    with every grading column taking at least two values (so each task has two or more grades to rank)."""
+    import shutil
+
+    for folder in ("images", "masks"):
+        (root / folder).mkdir(parents=True)
+        for patient in range(1, patients + 1):
+            source = "1" if patient % 2 else "2"
+            for path in (spider_root / folder).glob(f"{source}_*.mha"):
+                shutil.copy(path, root / folder / path.name.replace(f"{source}_", f"{patient}_", 1))
+    rows = [{"Patient": patient, "IVD label": ivd, "Modic": (ivd + patient) % 3, "UP endplate": (ivd + patient) % 2,
+             "LOW endplate": patient % 2, "Spondylolisthesis": int(ivd == 1), "Disc herniation": int(patient % 4 == 0),
+             "Disc narrowing": (ivd * patient) % 3, "Disc bulging": 1 - ivd % 2,
+             "Pfirrman grade": 1 + (3 * patient + ivd) % 5}
+            for patient in range(1, patients + 1) for ivd in DISC_Z]
+    pd.DataFrame(rows).to_csv(root / "radiological_gradings.csv", index=False)
+    return root
+
+
+def test_config_declares_what_the_ranking_study_needs(store):
+    config = json.loads((store / "config.json").read_text())
+    assert set(config["tasks"]) == set(GRADING_COLUMNS.values())
+    assert config["first_grade"] == {} and config["masked"] == {}
+    assert config["train_series"] == [SAGITTAL_T2, SAGITTAL_T1] and config["eval_series"] == [SAGITTAL_T2]
+    assert config["phantom_truth"] is False
+
+
+def test_ranking_notebooks_run_on_the_store_with_only_crops_dir_changed(spider_root, tmp_path, caplog):
+    """Notebooks 04-07's calls on a converted store, from the tiny profile with only ``crops_dir`` changed: the
+    tasks, their conventions and the series come from the store, and no truth file is read."""
+    from spinelib.params.ranking import EvaluationParams, RankingParams, ScoreFigureParams
+    from spinelib.paths import resolve
+    from spinelib.studies import ranking, ranking_eval as ev
+    from spinelib.tta import tta_views
+
+    out = spider_to_store(_cohort_root(spider_root, tmp_path / "SPIDER"), tmp_path / "spider_crops", GEOMETRY,
+                          series=(SAGITTAL_T2, SAGITTAL_T1), progress=False)
+    config = json.loads((out / "config.json").read_text())
+    params = RankingParams.tiny().replace(crops_dir=str(out))
+
+    # ---- notebook 04: the store decides the tasks; the cohort record says there is no phantom truth ----
+    store = open_store(resolve(params.crops_dir))
+    cohort = ev.cohort_of_store(params.crops_dir, store.config())
+    assert (cohort.source, cohort.phantom_truth) == ("spider", False)
+    with caplog.at_level(logging.WARNING, logger="spinelib.studies.ranking"):
+        data = ranking.load_data(store, params.volumes)
+    taken = [r.getMessage() for r in caplog.records if "declares its cohort" in r.getMessage()]
+    assert len(taken) == 1 and "volumes.tasks=" in taken[0] and "volumes.train_series=" in taken[0]
+    assert dict(zip(data.tasks.names, data.tasks.num_grades)) == config["tasks"] != params.volumes.tasks
+    assert set(data.train.rows["series_description"]) == {SAGITTAL_T2, SAGITTAL_T1}   # train_series from the store
+    assert set(data.test.rows["series_description"]) == {SAGITTAL_T2}
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    ev.write_cohort(run_dir, cohort)
+    plan = [s for s in ranking.plan_runs(params.runs, params.train.seeds) if s.name in ("ce", "spineranknet")]
+    for spec in plan:   # phase 1 and one phase-2 run, one epoch each (the tiny profile)
+        ranking.train_run(data, params.train, spec, run_dir, progress=False)
+    ranking.write_plan(plan, run_dir / "runs.json")
+    models = ranking.load_models(params.train, data.tasks.num_grades, plan, run_dir)
+    views = tta_views(params.tta.translate, params.tta.slice_shift, params.tta.flips)
+    for split in ("val", "test"):
+        ranking.predict_tta(models, getattr(data, split), data.tasks, views, params.tta.batch_size,
+                            progress=False).to_csv(run_dir / f"predictions_{split}.csv", index=False)
+
+    # ---- notebook 05: thresholds on validation ----
+    val = ev.with_thresholded(pd.read_csv(run_dir / "predictions_val.csv"))
+    cuts = ev.fit_all_thresholds(val, "coordinate_descent")
+
+    # ---- notebook 06: the default profile's truth files do not apply to this cohort ----
+    recorded = ev.read_cohort(run_dir)
+    assert recorded == cohort
+    evaluation = EvaluationParams()
+    assert evaluation.truth_csv and ev.truth_files(recorded, evaluation.truth_csv, evaluation.extra_tasks_csv) == ("", "")
+    test = ev.with_thresholded(pd.read_csv(run_dir / "predictions_test.csv"))
+    assert set(test["task"]) == set(config["tasks"]) and "latent" not in test.columns
+    decided = ev.decide(test, cuts)
+    per_task = ev.per_task_metrics(decided)
+    assert set(ev.table1(per_task).index) == {"ce", "ce_thresholded", "spineranknet"}
+    points, boot = ev.run_bootstrap(decided, None, n_boot=20, seed=0)
+    assert points.get("within_grade_rho", pd.Series(dtype=float)).isna().all()   # no latent: no within-grade ρ
+    assert set(boot) == set(points.index)
+    assert "No phantom truth for the spider crop store" in ev.no_truth_sentence(recorded, "x is")
+
+    # ---- notebook 07: the store recorded by notebook 04, not the params' crops_dir ----
+    figure = ScoreFigureParams()
+    assert figure.crops_dir != recorded.crops_dir
+    assert ev.truth_files(recorded, figure.truth_csv, figure.extra_tasks_csv) == ("", "")
+    shown = decided[decided["run"] == "spineranknet"].reset_index(drop=True)
+    images = ev.mid_slices(open_store(resolve(recorded.crops_dir)), shown)
+    assert images.shape == (len(shown), *GEOMETRY.size)
+
+
+def test_a_phantom_store_keeps_the_params(tmp_path):
+    """A store without declared tasks (the phantom's) leaves ``volumes`` untouched: the very same object."""
+    from spinelib.params.ranking import RankingParams
+    from spinelib.studies import ranking
+
+    (tmp_path / "config.json").write_text(json.dumps({"data_root": "data/phantom", "split_unit": "patient"}))
+    volumes = RankingParams().volumes
+    assert ranking.volumes_for_store(open_store(tmp_path), volumes) is volumes
+    assert ranking.has_phantom_truth({"data_root": "data/phantom"})
+    assert not ranking.has_phantom_truth({"tasks": {"pfirrmann": 5}})   # converted before phantom_truth existed

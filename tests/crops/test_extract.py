@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 
 from spinelib.crops import open_store
-from spinelib.crops.extract import extract_crops
+from spinelib.crops.extract import CROP_KINDS, disc_volume, extract_crops
 from spinelib.crops.geometry import to_uint8
 from spinelib.crops.plan import CropConfig
+from spinelib.crops.store import KINDS
 from spinelib.data.dicom import read_series
 from spinelib.data.rsna import series_dir
 
@@ -107,3 +108,28 @@ def test_crops_at_predicted_coordinates(cohort, tmp_path):
     index = store.index("roi").set_index(["study_id", "condition", "level"])
     assert tuple(index.loc[(1001, "spinal_canal_stenosis", "l4_l5"), ["x", "y"]]) == (20.0, 10.0)
     assert tuple(index.loc[(1001, "spinal_canal_stenosis", "l1_l2"), ["x", "y"]]) == (10.0, 5.0)  # no prediction
+
+
+def test_every_crop_kind_is_in_the_store_reading_order_and_has_its_stored_shape(cohort, tmp_path):
+    assert sorted(CROP_KINDS) == sorted(KINDS)
+    # extraction order (summary.json, crop_log.csv): roi, volume, loc, then the bags by name
+    assert list(CROP_KINDS) == ["roi", "volume", "loc", "bag_nfn", "bag_scs", "bag_ss"]
+    summary = extract_crops(cohort, tmp_path / "crops", SMALL, fractions=(0.5, 0.5, 0.0), progress=False)
+    assert list(summary["kinds"]) == list(CROP_KINDS)
+    for name, kind in CROP_KINDS.items():
+        assert summary["kinds"][name]["shape"] == list(kind.shape(SMALL)), name
+
+
+def test_disc_volume_on_its_own_anchor_is_the_stored_t2_volume(cohort, tmp_path):
+    """The grader's cut (disc_volume on one series) is the crop store's T2 volume, byte for byte."""
+    from spinelib.data.dicom import intensity_window
+
+    extract_crops(cohort, tmp_path / "crops", SMALL, fractions=(0.5, 0.5, 0.0), progress=False, kinds=("volume",))
+    stacks, index = open_store(tmp_path / "crops").load("volume")
+    first_t2 = int(np.flatnonzero(index["series_description"] == "Sagittal T2/STIR")[0])
+    row = index.iloc[first_t2]
+    volume = read_series(series_dir(cohort, row["study_id"], row["anchor_series_id"]), normalise=None)
+    window = intensity_window(volume.pixels, *SMALL.normalise)
+    stack, geometry = disc_volume(volume, window, volume, row.to_dict(), SMALL)
+    assert stack.shape == (SMALL.volume_slices, *SMALL.volume_size)
+    np.testing.assert_array_equal(to_uint8(stack), stacks[first_t2])

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from spinelib.crops.geometry import Box, crop_plane, crop_stack, resize_stack, slice_window
-from spinelib.crops.plan import CropConfig
+from spinelib.params.data import CropsParams
 
 
 def _dot_image(x: int, y: int, shape=(50, 70)) -> np.ndarray:
@@ -58,8 +57,7 @@ def test_resize_stack_block_mean_and_interpolation():
 
 
 def test_paper_profile_gives_the_papers_crop_sizes():
-    params = yaml.safe_load((Path(__file__).resolve().parents[2] / "params/paper/crops.yaml").read_text())
-    cfg = CropConfig.from_params(params)
+    cfg = CropsParams.load(Path(__file__).resolve().parents[2] / "params/paper/crops.yaml").crop_config()
     assert cfg.roi_size == (96, 96)
     assert (cfg.volume_slices, *cfg.volume_size) == (12, 128, 256)
     assert cfg.bag_slices == 5 and cfg.bag_size("bag_scs") == (80, 128) and cfg.bag_size("bag_ss") == (192, 192)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from spinelib.data.check import DataUnusable, check_dataset, format_report
+from spinelib.data.check import DataUnusable, SeriesWithoutImages, check_dataset, format_report
 
 
 @pytest.fixture
@@ -33,34 +33,33 @@ def faulty_root(tmp_path, rsna):
 
 def test_report_counts_and_locates_every_fault(faulty_root):
     report = check_dataset(faulty_root, progress=False)
-    json.dumps(report)  # serialisable as is
+    assert json.loads(json.dumps(report.to_dict())) == report.to_dict()  # the JSON form round-trips
     truncated = str(faulty_root / "train_images" / "1002" / "22" / "3.dcm")
 
-    assert report["studies"] == 3
-    assert report["series"] == {"Sagittal T1": 2, "Sagittal T2/STIR": 2, "Axial T2": 2}
-    assert report["instances_read"] == 14
-    assert [f["path"] for f in report["instances_failed"]] == [truncated]
-    assert report["labels"] == 74 and report["labels_missing"] == 1
-    assert report["grade_counts"]["spinal_canal_stenosis"] == {"Normal/Mild": 13, "Moderate": 1, "Severe": 1}
-    assert report["coordinates"] == 10 and report["coordinates_duplicated"] == 1
+    assert report.studies == 3
+    assert report.series == {"Sagittal T1": 2, "Sagittal T2/STIR": 2, "Axial T2": 2}
+    assert report.instances_read == 14
+    assert [f.path for f in report.instances_failed] == [truncated]
+    assert report.labels == 74 and report.labels_missing == 1
+    assert report.grade_counts["spinal_canal_stenosis"] == {"Normal/Mild": 13, "Moderate": 1, "Severe": 1}
+    assert report.coordinates == 10 and report.coordinates_duplicated == 1
 
-    reasons = {(r["study_id"], r["series_id"], r["instance_number"]): r["reason"]
-               for r in report["coordinates_unmatched_rows"]}
+    reasons = {(r.study_id, r.series_id, r.instance_number): r.reason
+               for r in report.coordinates_unmatched_rows}
     assert reasons == {(1001, 13, 2): "x/y outside the image", (1001, 13, 9): "instance file missing"}
-    assert [r["line"] for r in report["coordinates_unmatched_rows"]] == [8, 9]
-    assert report["coordinates_unmatched"] == 2
+    assert [r.line for r in report.coordinates_unmatched_rows] == [8, 9]
+    assert report.coordinates_unmatched == 2
 
-    assert report["studies_missing_series"] == {"Sagittal T1": 1, "Sagittal T2/STIR": 1, "Axial T2": 1}
-    assert report["series_without_images"] == 1
-    assert report["series_without_images_rows"] == [
-        {"study_id": 1002, "series_id": 23, "series_description": "Axial T2"}]
+    assert report.studies_missing_series == {"Sagittal T1": 1, "Sagittal T2/STIR": 1, "Axial T2": 1}
+    assert report.series_without_images == 1
+    assert report.series_without_images_rows == (SeriesWithoutImages(1002, 23, "Axial T2"),)
 
-    problems = "\n".join(report["problems"])
+    problems = "\n".join(report.problems)
     assert "duplicated" not in problems   # a repeated annotation is not a fault by itself
     assert "train_label_coordinates.csv line 9: " in problems and "instance file missing" in problems
     assert truncated in problems
     assert "series description mismatch" in problems and "Sagittal T1" in problems
-    assert report["series_description_mismatches"] == 1
+    assert report.series_description_mismatches == 1
     text = format_report(report)
     assert truncated in text and "instance file missing" in text
 
@@ -72,10 +71,10 @@ def test_a_repeated_annotation_is_checked_like_any_other_row(tmp_path, rsna):
     root = rsna.write_csvs(tmp_path / "rsna", coordinates=rsna.COORDINATES + [repeat, outside])
     rsna.write_images(root)
     report = check_dataset(root, progress=False)
-    assert report["coordinates"] == 8 and report["coordinates_duplicated"] == 2
-    assert [(r["line"], r["instance_number"], r["reason"]) for r in report["coordinates_unmatched_rows"]] == [
+    assert report.coordinates == 8 and report.coordinates_duplicated == 2
+    assert [(r.line, r.instance_number, r.reason) for r in report.coordinates_unmatched_rows] == [
         (8, 7, "instance file missing"), (9, 3, "x/y outside the image")]
-    assert any(p.startswith(str(root / "train_label_coordinates.csv") + " line 8:") for p in report["problems"])
+    assert any(p.startswith(str(root / "train_label_coordinates.csv") + " line 8:") for p in report.problems)
     assert "line 9" in format_report(report)
 
 
@@ -85,8 +84,23 @@ def test_unreadable_instance_of_a_coordinate(tmp_path, rsna):
     target = root / "train_images" / "1002" / "22" / "2.dcm"  # annotated right foraminal L5/S1
     target.write_bytes(b"junk")
     report = check_dataset(root, progress=False)
-    assert [r["reason"] for r in report["coordinates_unmatched_rows"]] == ["instance file unreadable"]
-    assert report["instances_failed"][0]["path"] == str(target)
+    assert [r.reason for r in report.coordinates_unmatched_rows] == ["instance file unreadable"]
+    assert report.instances_failed[0].path == str(target)
+
+
+def test_the_json_form_keeps_the_report_keys_in_order(faulty_root):
+    """check-data --json and notebook 00's dataset_summary.json read these keys, in this order."""
+    report = check_dataset(faulty_root, progress=False).to_dict()
+    assert list(report) == [
+        "root", "studies", "studies_with_images", "series", "instances", "instances_read", "instances_failed",
+        "labels", "labels_missing", "grade_counts", "coordinates", "coordinates_duplicated", "coordinates_unmatched",
+        "coordinates_unmatched_rows", "series_description_mismatches", "studies_missing_series",
+        "series_without_images", "series_without_images_rows", "problems"]
+    assert report["series_without_images_rows"] == [
+        {"study_id": 1002, "series_id": 23, "series_description": "Axial T2"}]
+    assert list(report["coordinates_unmatched_rows"][0]) == [
+        "line", "study_id", "series_id", "instance_number", "condition", "level", "x", "y", "reason"]
+    assert report["instances_failed"][0]["path"].endswith("3.dcm")
 
 
 def test_workers_give_the_same_report(faulty_root):

@@ -14,14 +14,14 @@ from PIL import Image
 
 from spinelib.competition import PROBABILITY_COLUMNS, row_ids
 from spinelib.constants import AXIAL_T2, CONDITIONS, LEVELS, SAGITTAL_T1, SAGITTAL_T2
+from spinelib.crops.bags import BagConfig
 from spinelib.crops.geometry import to_uint8
+from spinelib.data.study_images import read_study
 from spinelib.figures.grading_report import (StudyView, report_paths, study_view, tile, write_kept_reports,
                                              write_report)
-from spinelib.multistage.bags import BagConfig
 from spinelib.grading.grader import Grader
-from spinelib.multistage.inputs import read_study, study_series
-from spinelib.multistage.localisation import Localisers
-from spinelib.multistage.severity import grade_prior
+from spinelib.studies.multistage.grading import grade_prior
+from spinelib.studies.multistage.localisation import Localisers
 
 STUDY = 7
 T2, T1, AXIAL = 11, 12, 13

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pandas as pd
+import pydicom
 
 from spinelib.cli import main
 from spinelib.competition import check_submission, row_ids
@@ -20,7 +22,33 @@ def test_grade_writes_a_valid_submission(tiny_phantom, trained, tmp_path, capsys
     rows = pd.read_csv(out)
     check_submission(rows)
     assert rows["row_id"].tolist() == row_ids(int(study.name))
-    assert "wrote 25 rows" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "wrote 25 rows" in err
+    # what the models were trained on: printed, and in the companion file; a phantom study raises no warning
+    assert "localisation models trained on: phantom data" in err and "mil models trained on: phantom data" in err
+    companion = json.loads((tmp_path / "predictions.provenance.json").read_text())
+    assert companion["warning"] is None and companion["models"]["mil"]["params"]["class"] == "MilParams"
+    assert "WARNING" not in err
+
+
+def test_phantom_models_on_a_study_the_phantom_did_not_write_warn_loudly(tiny_phantom, trained, tmp_path, capsys):
+    """A study whose DICOM files another writer stamped (as any real scanner's are) gets the warning."""
+    localisation, mil = trained
+    study = sorted((tiny_phantom / "test_images").iterdir())[0]
+    copy = tmp_path / "images" / study.name
+    shutil.copytree(study, copy)
+    for file in copy.rglob("*.dcm"):
+        dataset = pydicom.dcmread(file)
+        dataset.file_meta.ImplementationVersionName = "SCANNER_1_0"
+        dataset.save_as(file)
+    out = tmp_path / "predictions.csv"
+    assert main(["grade", str(copy), "--out", str(out), "--localisation-dir", str(localisation),
+                 "--mil-dir", str(mil), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "WARNING: the models (localisation, mil) were trained on the synthetic phantom" in err
+    assert f"1 graded study was not written by it ({study.name})" in err
+    companion = json.loads((tmp_path / "predictions.provenance.json").read_text())
+    assert companion["warning"].startswith("WARNING") and companion["models"]["localisation"]["data"] == "phantom"
 
 
 def test_grade_report_writes_a_page_and_a_png_per_study(tiny_phantom, trained, tmp_path):

@@ -12,9 +12,7 @@ import pytest
 
 from spinelib.constants import CONDITIONS, GRADES, LEVELS, label_column
 from spinelib.phantom import draw_latents_and_grades, generate_phantom, target_frequencies
-from spinelib.phantom import anatomy as A
-from spinelib.phantom import render as R
-from spinelib.phantom import series as S
+from spinelib.phantom import anatomy, render, series, severity
 
 N_TRAIN, N_TEST = 3, 1
 
@@ -90,7 +88,8 @@ def test_dicom_tags_and_geometry(cohort):
         files = sorted(series_dir.glob("*.dcm"))
         dss = [pydicom.dcmread(f) for f in files]
         for f, ds in zip(files, dss):
-            assert ds.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
+            # the default cohort has the real files' quirks: RLE Lossless, 12 bits stored (tests/phantom/test_quirks.py)
+            assert ds.file_meta.TransferSyntaxUID == pydicom.uid.RLELossless and ds.BitsStored == 12
             assert ds.SOPClassUID == pydicom.uid.MRImageStorage and ds.Modality == "MR"
             assert int(f.stem) == ds.InstanceNumber and ds.PatientID == str(r.study_id)
             assert ds.BitsAllocated == 16 and ds.PixelRepresentation == 0 and ds.SamplesPerPixel == 1
@@ -101,7 +100,9 @@ def test_dicom_tags_and_geometry(cohort):
                         "SpacingBetweenSlices", "InstitutionName", "StudyID", "SeriesDescription"):
                 assert tag in ds, tag
             fors.add(ds.FrameOfReferenceUID)
-        if "Sagittal" in dss[0].SeriesDescription:
+        # the headers say only "T1" / "T2" (as the real files): the series' type comes from the descriptions CSV
+        assert dss[0].SeriesDescription in ("T1", "T2")
+        if desc.set_index("series_id").series_description[int(series_dir.name)].startswith("Sagittal"):
             assert 15 <= len(dss) <= 20
             normal = np.cross(*np.reshape(np.array(dss[0].ImageOrientationPatient, float), (2, 3)))
             pos = sorted(float(np.dot(normal, np.array(d.ImagePositionPatient, float))) for d in dss)
@@ -113,6 +114,8 @@ def test_coordinates_on_anatomy(cohort):
     coords = pd.read_csv(cohort / "train_label_coordinates.csv")
     truth = pd.read_csv(cohort / "phantom_truth.csv")
     assert len(coords) > 0
+    # a label's first row is its genuine annotation; the quirks' extra rows (another slice, another series) follow
+    coords = coords.drop_duplicates(["study_id", "condition", "level"], keep="first")
     for sid, g in coords.groupby("study_id"):
         pts = {(r.condition, r.level): _patient_point(cohort, r) for r in g.itertuples()}
         for lvl in ["L1/L2", "L2/L3", "L3/L4", "L4/L5", "L5/S1"]:
@@ -121,7 +124,8 @@ def test_coordinates_on_anatomy(cohort):
             if canal is not None and lr[0] is not None and lr[1] is not None:
                 assert np.linalg.norm(0.5 * (lr[0] + lr[1]) - canal) < 12.0   # sagittal and axial agree
                 assert lr[0][0] > lr[1][0]                                  # LPS: +x is patient left
-            fl, fr = pts.get(("Left Neural Foraminal Narrowing", lvl)), pts.get(("Right Neural Foraminal Narrowing", lvl))
+            fl = pts.get(("Left Neural Foraminal Narrowing", lvl))
+            fr = pts.get(("Right Neural Foraminal Narrowing", lvl))
             if fl is not None and fr is not None:
                 assert 20 < fl[0] - fr[0] < 50
                 if canal is not None:
@@ -142,37 +146,37 @@ def _forced(sev_value: float, cond: int, seed: int = 5):
     rng = np.random.default_rng(seed)
     sev = np.full((5, 5), 0.05)
     sev[cond] = sev_value
-    an = A.make_anatomy(rng, sev, np.full(5, 0.2), np.full(5, 0.1))
-    return an, (np.eye(3), np.zeros(3))
+    spine = anatomy.make_anatomy(rng, sev, np.full(5, 0.2), np.full(5, 0.1))
+    return spine, (np.eye(3), np.zeros(3))
 
 
-def _patch_mean(an, pose, sal, kind: str, normal_axis: str, size: float = 4.0) -> float:
+def _patch_mean(spine, pose, landmark, kind: str, normal_axis: str, size: float = 4.0) -> float:
     """Mean noise-free signal in a small patch around an (s, a, l) landmark on a slice through it."""
-    q = A.unstraighten(an, *sal)
-    up, post = A.tangent(an, sal[0])
+    q = anatomy.unstraighten(spine, *landmark)
+    up, post = anatomy.tangent(spine, landmark[0])
     if normal_axis == "sag":
         row, col = np.array([0, 1.0, 0]), np.array([0, 0, -1.0])
     else:
         row, col = np.array([1.0, 0, 0]), post
     n, ps = 21, size / 10
-    sl = S.Slice(q - 10 * ps * row - 10 * ps * col, row, col, (ps, ps), n, n)
-    lab = R.slice_labels(an, sl, pose, 1.0, 1)
-    return float(R.tissue_table(kind, an.nucleus_signal, np.ones(12))[lab].mean())
+    sl = series.Slice(q - 10 * ps * row - 10 * ps * col, row, col, (ps, ps), n, n)
+    lab = render.slice_labels(spine, sl, pose, 1.0, 1)
+    return float(render.tissue_table(kind, spine.nucleus_signal, np.ones(12))[lab].mean())
 
 
 def test_severity_drives_image():
     for k in (2, 4):
         lo, hi = _forced(0.05, 0), _forced(0.95, 0)
-        a = _patch_mean(*lo, A.canal_point(lo[0], k), "T2", "sag", 8.0)
-        b = _patch_mean(*hi, A.canal_point(hi[0], k), "T2", "sag", 8.0)
+        a = _patch_mean(*lo, anatomy.canal_point(lo[0], k), "T2", "sag", 8.0)
+        b = _patch_mean(*hi, anatomy.canal_point(hi[0], k), "T2", "sag", 8.0)
         assert a > b + 0.15
         lo, hi = _forced(0.05, 1), _forced(0.95, 1)
-        a = _patch_mean(*lo, A.foramen_point(lo[0], k, True), "T1", "sag", 8.0)
-        b = _patch_mean(*hi, A.foramen_point(hi[0], k, True), "T1", "sag", 8.0)
+        a = _patch_mean(*lo, anatomy.foramen_point(lo[0], k, True), "T1", "sag", 8.0)
+        b = _patch_mean(*hi, anatomy.foramen_point(hi[0], k, True), "T1", "sag", 8.0)
         assert a > b + 0.15
         lo, hi = _forced(0.05, 4), _forced(0.95, 4)
-        a = _patch_mean(*lo, A.recess_point(lo[0], k, False), "T2", "ax", 6.0)
-        b = _patch_mean(*hi, A.recess_point(hi[0], k, False), "T2", "ax", 6.0)
+        a = _patch_mean(*lo, anatomy.recess_point(lo[0], k, False), "T2", "ax", 6.0)
+        b = _patch_mean(*hi, anatomy.recess_point(hi[0], k, False), "T2", "ax", 6.0)
         assert a > b + 0.08   # the recess is small: a subtle but clear change
 
 
@@ -180,12 +184,12 @@ def test_within_grade_differences_are_visible():
     # phantom.md 4b: two Normal/Mild discs (latents 0.05 and 0.30) differ at the model-input resolution
     # (1.6 mm per pixel): the canal loses CSF signal over a patch of a few pixels, the foramen its fat.
     lo, hi = _forced(0.05, 0), _forced(0.30, 0)
-    a = _patch_mean(*lo, A.canal_point(lo[0], 3), "T2", "sag", 8.0)
-    b = _patch_mean(*hi, A.canal_point(hi[0], 3), "T2", "sag", 8.0)
+    a = _patch_mean(*lo, anatomy.canal_point(lo[0], 3), "T2", "sag", 8.0)
+    b = _patch_mean(*hi, anatomy.canal_point(hi[0], 3), "T2", "sag", 8.0)
     assert a > b + 0.05
     lo, hi = _forced(0.05, 1), _forced(0.30, 1)
-    a = _patch_mean(*lo, A.foramen_point(lo[0], 3, True), "T1", "sag", 8.0)
-    b = _patch_mean(*hi, A.foramen_point(hi[0], 3, True), "T1", "sag", 8.0)
+    a = _patch_mean(*lo, anatomy.foramen_point(lo[0], 3, True), "T1", "sag", 8.0)
+    b = _patch_mean(*hi, anatomy.foramen_point(hi[0], 3, True), "T1", "sag", 8.0)
     assert a > b + 0.03
 
 
@@ -194,8 +198,8 @@ def test_foramen_narrowing_shows_on_t2_and_stir_too():
     # size must show through its fluid-bright venous core (on T2 through fat and veins together)
     for kind in ("T2", "STIR"):
         lo, hi = _forced(0.05, 1), _forced(0.30, 1)
-        a = _patch_mean(*lo, A.foramen_point(lo[0], 3, True), kind, "sag", 8.0)
-        b = _patch_mean(*hi, A.foramen_point(hi[0], 3, True), kind, "sag", 8.0)
+        a = _patch_mean(*lo, anatomy.foramen_point(lo[0], 3, True), kind, "sag", 8.0)
+        b = _patch_mean(*hi, anatomy.foramen_point(hi[0], 3, True), kind, "sag", 8.0)
         assert a > b + 0.03, kind
 
 
@@ -208,15 +212,14 @@ def test_latent_spreads_over_each_grade_band():
 
 
 def test_centre_shift_moves_the_raters_thresholds():
-    from spinelib.phantom import severity as V
-
     rng = np.random.default_rng(0)
     latent = np.full((20_000, 5, 5), 0.45)
-    strict = V.grades_from_scores(V.rater_scores(rng, latent, np.full(20_000, int(np.argmax(V.CENTRE_SHIFT)))))
-    lenient = V.grades_from_scores(V.rater_scores(rng, latent, np.full(20_000, int(np.argmin(V.CENTRE_SHIFT)))))
+    strictest, most_lenient = int(np.argmax(severity.CENTRE_SHIFT)), int(np.argmin(severity.CENTRE_SHIFT))
+    strict = severity.grades_from_scores(severity.rater_scores(rng, latent, np.full(20_000, strictest)))
+    lenient = severity.grades_from_scores(severity.rater_scores(rng, latent, np.full(20_000, most_lenient)))
     assert strict.mean() > lenient.mean() + 0.2      # the same anatomy, graded worse at the strict centre
-    pf_a, dn_a = V.extra_rater_noise(np.random.default_rng(1), 5, int(np.argmax(V.CENTRE_SHIFT)))
-    assert pf_a.std() > 0 and dn_a.std() > 0         # the extra tasks are graded with noise too
+    pfirrmann_noise, narrowing_noise = severity.extra_rater_noise(np.random.default_rng(1), 5, strictest)
+    assert pfirrmann_noise.std() > 0 and narrowing_noise.std() > 0   # the extra tasks are graded with noise too
 
 
 def test_grade_frequencies_match_target():
@@ -234,14 +237,12 @@ def test_grade_frequencies_match_target():
 
 
 def test_cohort_thresholds_give_the_target_mix_in_every_cell():
-    from spinelib.phantom import severity as V
-
     rng = np.random.default_rng(3)
     n = 300
-    scores = V.rater_scores(rng, V.draw_latents(rng, n)["severity"], np.zeros(n, dtype=int))
-    target = V.target_frequencies()
-    cohort = V.grades_from_scores(scores, V.cohort_thresholds(scores))
-    population = V.grades_from_scores(scores)
+    scores = severity.rater_scores(rng, severity.draw_latents(rng, n)["severity"], np.zeros(n, dtype=int))
+    target = severity.target_frequencies()
+    cohort = severity.grades_from_scores(scores, severity.cohort_thresholds(scores))
+    population = severity.grades_from_scores(scores)
     freq = lambda g: np.stack([[np.bincount(g[:, c, j], minlength=3) / n for j in range(5)]  # noqa: E731
                                for c in range(5)])
     assert np.abs(freq(cohort) - target).max() <= 1.0 / n + 1e-9     # every (condition, level) cell
@@ -253,10 +254,20 @@ def test_generated_cohort_uses_its_own_thresholds(tmp_path):
     import json
 
     from spinelib.phantom.cohort import draw_study
-    from spinelib.phantom import severity as V
 
     out = generate_phantom(tmp_path / "ph", studies=4, seed=5, test_studies=0, workers=1, progress=False)
     rec = json.loads((Path(out["out_dir"]) / "phantom_params.json").read_text())
     scores = np.stack([draw_study(5, i)[1]["rater"] for i in range(4)])
-    assert np.allclose(rec["thresholds"], V.cohort_thresholds(scores).round(6))
+    assert np.allclose(rec["thresholds"], severity.cohort_thresholds(scores).round(6))
     assert rec["population_thresholds"] != rec["thresholds"]
+
+
+def test_phantom_params_profiles():
+    from spinelib.params.phantom import PhantomParams
+
+    repo = Path(__file__).resolve().parents[2]
+    assert PhantomParams.load(repo / "params" / "phantom.yaml") == PhantomParams()
+    tiny = PhantomParams.tiny().phantom
+    assert (tiny.studies, tiny.test_studies) == (12, 1)
+    assert PhantomParams().to_dict() == {"phantom": {"studies": 300, "test_studies": 2, "seed": 0, "workers": 2,
+                                                  "quirks": True}}

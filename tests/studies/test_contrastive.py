@@ -1,10 +1,18 @@
-"""Where the contrastive pretraining curve flattens."""
+"""Contrastive pretraining: where its curve flattens, a finished run read back, and its strict parameters."""
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
 
+import numpy as np
+import pytest
+import yaml
+
+from spinelib.params import ParamsError
+from spinelib.params.contrastive import ContrastiveParams
 from spinelib.studies.contrastive import flattening_epoch
+
+DEFAULT_PROFILE = Path(__file__).resolve().parents[2] / "params" / "contrastive.yaml"
 
 
 def test_flattening_epoch_finds_the_plateau_and_refuses_a_falling_curve():
@@ -23,14 +31,16 @@ def test_flattening_epoch_finds_the_plateau_and_refuses_a_falling_curve():
 def test_a_finished_pretraining_keeps_the_encoder_only_and_is_read_back(roi_store, tmp_path):
     import torch
 
-    from spinelib.examples import TINY_PRETRAIN
     from spinelib.models.encoders import load_encoder_weights, resnet18_encoder
     from spinelib.studies.contrastive import pretrain
 
-    p = {**TINY_PRETRAIN, "input_size": 16, "batch_size": 4, "epochs": 2}
+    # the tiny profile on the CPU, two views per disc, sized for the 16 px, 10-disc training split of roi_store
+    p = ContrastiveParams.tiny().pretrain.replace(views=2, device="cpu", amp=False, channels_last=False,
+                                                  input_size=16, batch_size=4, epochs=2)
     first = pretrain(p, roi_store.root, tmp_path / "models", "split_patient", progress=False)
     out = tmp_path / "models" / "split_patient"
-    assert {f.name for f in out.iterdir()} == {"encoder.pt", "history.csv", "last.pt"}   # no projection head copy
+    # no projection head copy; provenance.json records what the encoder was trained on
+    assert {f.name for f in out.iterdir()} == {"encoder.pt", "history.csv", "last.pt", "provenance.json"}
     load_encoder_weights(resnet18_encoder(1), out / "encoder.pt")
     again = pretrain(p, roi_store.root, tmp_path / "models", "split_patient", progress=False)
     assert (again.best_epoch, again.best_metric) == (first.best_epoch, first.best_metric)
@@ -38,3 +48,11 @@ def test_a_finished_pretraining_keeps_the_encoder_only_and_is_read_back(roi_stor
     encoder = {k: v for k, v in first.best_state.items() if k.startswith("encoder.")}
     assert encoder.keys() == again.best_state.keys()
     assert all(torch.equal(encoder[k], again.best_state[k]) for k in encoder)
+
+
+def test_a_misspelt_key_of_the_default_profile_fails_naming_it():
+    values = yaml.safe_load(DEFAULT_PROFILE.read_text())
+    assert ContrastiveParams.from_dict(values) == ContrastiveParams()
+    values["pretrain"]["temprature"] = values["pretrain"].pop("temperature")
+    with pytest.raises(ParamsError, match=r"pretrain\.temprature.*did you mean 'temperature'"):
+        ContrastiveParams.from_dict(values)

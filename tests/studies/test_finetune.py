@@ -5,12 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from spinelib.params.contrastive import FinetuneParams
 from spinelib.studies import finetune as ft
 
-HP = {"condition": "spinal_canal_stenosis", "configs": ["scratch"], "input_size": 16, "epochs": 2, "batch_size": 4,
-      "lr_backbone": 5e-5, "lr_head": 5e-4, "lr_scratch": 5e-4, "frozen_layers": [], "weight_decay": 1e-4,
-      "focal_gamma": 2.0, "focal_alpha": [0.8, 4.0, 5.0], "plateau_patience": 4, "plateau_factor": 0.5,
-      "num_workers": 0, "device": "cpu", "amp": False, "channels_last": False}
+# one configuration, two epochs on the CPU, sized for the 16 px, 10-disc training split of roi_store
+HP = FinetuneParams.tiny().finetune.replace(configs=["scratch"], input_size=16, epochs=2, batch_size=4,
+                                            frozen_layers=[], device="cpu", amp=False, channels_last=False)
 
 
 def test_a_run_without_weights_is_read_back_from_its_predictions(roi_store, tmp_path):

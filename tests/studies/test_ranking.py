@@ -10,6 +10,7 @@ from torch import nn
 
 from spinelib.datasets.discs import VolumeDataset
 from spinelib.models import OrdinalModel
+from spinelib.params.ranking import RankingParams
 from spinelib.studies import ranking
 from spinelib.tasks import TaskSet
 from spinelib.tta import View
@@ -70,13 +71,12 @@ def test_class_decisions():
 
 @pytest.mark.parametrize("objective", ["ce", "corn", "mae", "ranknet", "deep_rank_svm", "spineranknet"])
 def test_every_objective_trains_a_step(objective):
-    from spinelib.examples import TINY_RANKING
     from spinelib.models import resnet3d18
 
     torch.manual_seed(0)
     model = OrdinalModel(resnet3d18(1, 4), [3, 5], objective)
     x, grades = torch.rand(6, 1, 4, 16, 16), torch.tensor([[0, 1], [1, 4], [2, -1], [0, 0], [1, 2], [-1, 3]])
-    loss = ranking.objective_loss(model(x), grades, objective, [3, 5], TINY_RANKING["loss"],
+    loss = ranking.objective_loss(model(x), grades, objective, [3, 5], RankingParams.tiny().train.loss,
                                   [torch.ones(3), torch.ones(5)])
     loss.backward()
     assert torch.isfinite(loss) and any(p.grad is not None for p in model.objective_parameters())
@@ -84,8 +84,9 @@ def test_every_objective_trains_a_step(objective):
 
 # --- the runs of the study --------------------------------------------------------------------------------------
 
-RUNS = {"finetuned": ["ce", "spineranknet"], "frozen": ["corn", "spineranknet"], "ablation_encoder": "frozen",
-        "ablation_heads": ["kan"], "loss_ablations": {"no_similarity": {"lambda_sim": 0.0}}}
+# the tiny profile's runs (finetuned: ce, spineranknet; ablation_heads: kan; loss_ablations: no_similarity),
+# with two frozen objectives only
+RUNS = RankingParams.tiny().runs.replace(frozen=["corn", "spineranknet"])
 
 
 def test_plan_names_every_run_and_its_phase1_source():
@@ -98,12 +99,12 @@ def test_plan_names_every_run_and_its_phase1_source():
     assert plan["corn"].encoder == "frozen" and plan["corn"].phase1 == "ce"
     assert plan["spineranknet_no_similarity"].loss == {"lambda_sim": 0.0}
     with pytest.raises(ValueError, match="phase 1 itself"):
-        ranking.plan_runs({**RUNS, "frozen": ["ce"]}, [0])
+        ranking.plan_runs(RUNS.replace(frozen=["ce"]), [0])
     with pytest.raises(ValueError, match="share a name"):
-        ranking.plan_runs({**RUNS, "ablation_heads": ["no_similarity"]}, [0])
+        ranking.plan_runs(RUNS.replace(ablation_heads=["no_similarity"]), [0])
     assert plan["spineranknet_kan"].reference == "spineranknet"
     with pytest.raises(ValueError, match="compared with 'spineranknet_finetuned'"):
-        ranking.plan_runs({**RUNS, "ablation_encoder": "finetune", "finetuned": ["ce"]}, [0])
+        ranking.plan_runs(RUNS.replace(ablation_encoder="finetune", finetuned=["ce"]), [0])
 
 
 def _save(model: torch.nn.Module, folder) -> None:
@@ -111,18 +112,18 @@ def _save(model: torch.nn.Module, folder) -> None:
     torch.save({"model": model.state_dict()}, folder / "best.pt")
 
 
-def _checkpoints(tmp_path, hp: dict, num_grades: tuple[int, ...]):
+def _checkpoints(tmp_path, training, num_grades: tuple[int, ...]):
     """Phase-1 weights, two fine-tuned runs whose encoders moved apart, and a frozen run (phase 1's encoder)."""
     from spinelib.models import resnet3d18
 
     torch.manual_seed(0)
-    phase1 = OrdinalModel(resnet3d18(1, hp["base_width"]), num_grades, "ce")
+    phase1 = OrdinalModel(resnet3d18(1, training.base_width), num_grades, "ce")
     _save(phase1, tmp_path / "ce")
-    plan = {r.name: r for r in ranking.plan_runs({"finetuned": ["ce", "spineranknet"], "frozen": ["spineranknet"],
-                                                  "ablation_encoder": "frozen", "ablation_heads": [],
-                                                  "loss_ablations": {}}, [0])}
+    runs = RankingParams.tiny().runs.replace(finetuned=["ce", "spineranknet"], frozen=["spineranknet"],
+                                             ablation_encoder="frozen", ablation_heads=[], loss_ablations={})
+    plan = {r.name: r for r in ranking.plan_runs(runs, [0])}
     for name, shift in (("ce_continued", 0.05), ("spineranknet_finetuned", -0.05), ("spineranknet", 0.0)):
-        model = ranking.build_model(hp, num_grades, plan[name], tmp_path)
+        model = ranking.build_model(training, num_grades, plan[name], tmp_path)
         with torch.no_grad():
             for p in model.encoder.parameters():
                 p.add_(shift)
@@ -132,11 +133,10 @@ def _checkpoints(tmp_path, hp: dict, num_grades: tuple[int, ...]):
 
 def test_fine_tuned_runs_are_loaded_with_their_own_encoders(tmp_path):
     # The defect this guards: loading runs into one shared encoder overwrote it with the last run's weights.
-    from spinelib.examples import TINY_RANKING
-
+    training = RankingParams.tiny().train
     num_grades = (3, 5)
-    plan = _checkpoints(tmp_path, TINY_RANKING, num_grades)
-    models = ranking.load_models(TINY_RANKING, num_grades, plan, tmp_path)
+    plan = _checkpoints(tmp_path, training, num_grades)
+    models = ranking.load_models(training, num_grades, plan, tmp_path)
     for name in ("ce", "ce_continued", "spineranknet_finetuned", "spineranknet"):
         saved = torch.load(tmp_path / name / "best.pt", weights_only=True)["model"]
         loaded = models[name].state_dict()
@@ -150,38 +150,35 @@ def test_fine_tuned_runs_are_loaded_with_their_own_encoders(tmp_path):
 
 
 def test_a_frozen_run_whose_encoder_moved_is_refused(tmp_path):
-    from spinelib.examples import TINY_RANKING
-
+    training = RankingParams.tiny().train
     num_grades = (3, 5)
-    plan = _checkpoints(tmp_path, TINY_RANKING, num_grades)
+    plan = _checkpoints(tmp_path, training, num_grades)
     frozen = next(r for r in plan if r.name == "spineranknet")
-    model = ranking.build_model(TINY_RANKING, num_grades, frozen, tmp_path)
+    model = ranking.build_model(training, num_grades, frozen, tmp_path)
     with torch.no_grad():
         next(model.encoder.parameters()).add_(1.0)
     _save(model, tmp_path / "spineranknet")
     with pytest.raises(ValueError, match="marked frozen"):
-        ranking.load_models(TINY_RANKING, num_grades, plan, tmp_path)
+        ranking.load_models(training, num_grades, plan, tmp_path)
 
 
 def test_loss_ablation_keys_change_the_spineranknet_loss():
-    from spinelib.examples import TINY_RANKING
-
     torch.manual_seed(0)
     scores = torch.rand(8, 2) * 10
     grades = torch.tensor([[0, 1], [1, 4], [2, 0], [0, 3], [1, 2], [2, 2], [0, 1], [1, 0]])
     out = {"score": scores}
-    base = dict(TINY_RANKING["loss"], hard_fraction=None)
+    base = RankingParams.tiny().train.loss.replace(hard_fraction=None)
     full = ranking.objective_loss(out, grades, "spineranknet", [3, 5], base)
     for change in ({"severity_weight": False}, {"adaptive_margin": False, "fixed_margin": 3.0}, {"lambda_sim": 0.0}):
-        assert not torch.isclose(ranking.objective_loss(out, grades, "spineranknet", [3, 5], {**base, **change}),
+        assert not torch.isclose(ranking.objective_loss(out, grades, "spineranknet", [3, 5], base.replace(**change)),
                                  full), change
 
 
 def test_fine_tuning_needs_an_encoder_rate(tmp_path):
-    from spinelib.examples import TINY_RANKING
-
-    spec = ranking.plan_runs({"finetuned": ["spineranknet"], "frozen": [], "ablation_encoder": "frozen",
-                              "ablation_heads": [], "loss_ablations": {}}, [0])[1]
-    hp = {**TINY_RANKING, "phase2": {**TINY_RANKING["phase2"], "encoder_lr": 0.0}}
+    tiny = RankingParams.tiny()
+    runs = tiny.runs.replace(finetuned=["spineranknet"], frozen=[], ablation_encoder="frozen", ablation_heads=[],
+                             loss_ablations={})
+    spec = ranking.plan_runs(runs, [0])[1]
+    training = tiny.train.replace(phase2={"encoder_lr": 0.0})
     with pytest.raises(ValueError, match="encoder_lr"):
-        ranking.train_phase2(None, hp, spec, tmp_path)
+        ranking.train_phase2(None, training, spec, tmp_path)

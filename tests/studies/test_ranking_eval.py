@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from spinelib.params.ranking import RankingParams
 from spinelib.studies import ranking, ranking_eval as ev
 
 
@@ -63,9 +64,10 @@ def test_patient_resampling_keeps_a_patients_discs_together():
 
 
 def test_reference_pairs_are_the_fair_controls():
-    plan_specs = ranking.plan_runs({"finetuned": ["ce", "spineranknet"], "frozen": ["corn", "spineranknet"],
-                                    "ablation_encoder": "frozen", "ablation_heads": ["kan"],
-                                    "loss_ablations": {"no_similarity": {"lambda_sim": 0}}}, [0, 1])
+    runs = RankingParams.tiny().runs.replace(finetuned=["ce", "spineranknet"], frozen=["corn", "spineranknet"],
+                                             ablation_encoder="frozen", ablation_heads=["kan"],
+                                             loss_ablations={"no_similarity": {"lambda_sim": 0}})
+    plan_specs = ranking.plan_runs(runs, [0, 1])
     plan = pd.DataFrame([{"name": r.name, "objective": r.objective, "encoder": r.encoder, "seed": r.seed,
                           "phase1": r.phase1, "reference": r.reference} for r in plan_specs])
     runs = [r.name for r in plan_specs] + ["ce_thresholded", "corn_thresholded", "ce_continued_thresholded"]

@@ -10,6 +10,10 @@ plane distance |(P − p_k) · n_k|, n_k = r_k × c_k (per slice: axial series m
 hold blocks of slices with different orientations), and its in-plane pixel is
 
     col = (P − p_k*) · r_k* / Δc,   row = (P − p_k*) · c_k* / Δr.
+
+The multi-stage paper's Stage 1c uses this to carry the spinal canal point
+found on a sagittal series into the axial series: the axial slice of a level is
+the one whose plane passes nearest to that point.
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ class Geometry:
 
     @classmethod
     def of(cls, volume: Volume) -> "Geometry":
+        """The geometry of a read series (its pixels are not kept)."""
         depth = volume.pixels.shape[0]
         orientations = volume.orientations
         if orientations is None:
+            # one orientation for the whole series: repeat it per slice so that every slice has its own row
             orientations = np.tile(volume.orientation, (depth, 1))
         return cls(np.asarray(volume.positions, float), np.asarray(orientations, float),
                    np.asarray(volume.pixel_spacing, float), tuple(int(s) for s in volume.pixels.shape))
@@ -46,18 +52,19 @@ class Geometry:
 
 
 def to_patient(geometry: Geometry, k: int, x: float, y: float) -> np.ndarray:
-    """Patient position (mm) of pixel (x = col, y = row) on slice k."""
+    """Patient position (mm) of pixel (x = col, y = row) on slice k: P = p_k + x · Δc · r_k + y · Δr · c_k."""
     r, c = geometry.orientations[k, :3], geometry.orientations[k, 3:]
-    row_spacing, col_spacing = geometry.pixel_spacing
+    row_spacing, col_spacing = geometry.pixel_spacing       # DICOM order: (between rows, between columns)
     return geometry.positions[k] + x * col_spacing * r + y * row_spacing * c
 
 
 def locate(geometry: Geometry, point: np.ndarray) -> tuple[int, float, float, float]:
     """(k*, x, y, distance in mm) of ``point``: nearest slice plane and the in-plane pixel on it."""
-    delta = np.asarray(point, float)[None, :] - geometry.positions
-    distances = np.abs(np.einsum("kd,kd->k", delta, geometry.normals))
+    delta = np.asarray(point, float)[None, :] - geometry.positions            # (D, 3): P − p_k per slice
+    distances = np.abs(np.einsum("kd,kd->k", delta, geometry.normals))       # (D,): |(P − p_k) · n_k|
     k = int(np.argmin(distances))
     row_spacing, col_spacing = geometry.pixel_spacing
+    # project onto the slice's row and column directions, then mm → pixels
     x = float(delta[k] @ geometry.orientations[k, :3]) / col_spacing
     y = float(delta[k] @ geometry.orientations[k, 3:]) / row_spacing
     return k, x, y, float(distances[k])
@@ -75,7 +82,7 @@ def project(point: np.ndarray, targets: dict[int, Geometry]) -> tuple[int, int, 
     Returns (series_id, k, x, y, distance mm), or None when no target holds the point in-plane.
     """
     best = None
-    for series_id, geometry in targets.items():
+    for series_id, geometry in targets.items():   # a study may hold several axial series (e.g. one per block)
         k, x, y, distance = locate(geometry, point)
         if inside(geometry, x, y) and (best is None or distance < best[-1]):
             best = (series_id, k, x, y, distance)

@@ -1,4 +1,4 @@
-"""A study folder → its series and the images every stage reads.
+"""A study folder → its series and the preprocessed images every step of the multi-stage pipeline reads.
 
 Stage 1a reads the sagittal volume padded (or, beyond ``depth`` slices,
 linearly resampled) to ``depth`` = 32 slices at a small in-plane size; Stages
@@ -21,11 +21,10 @@ import torch
 import torch.nn.functional as F
 
 from spinelib.constants import AXIAL_T2, CONDITIONS, LEVELS, SAGITTAL_T1, SAGITTAL_T2, SERIES_TYPES
-from spinelib.crops.geometry import to_uint8
-from spinelib.data.dicom import InstanceReadError, Volume, read_header, read_series
+from spinelib.data.dicom import InstanceReadError, Volume, read_header, read_series, to_uint8
+from spinelib.data.patient_geometry import Geometry
 from spinelib.data.rsna import read_series_descriptions
 from spinelib.data.series_type import infer_series_type
-from spinelib.multistage.geometry import Geometry
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +66,7 @@ def depth_scale(depth: int, target: int) -> float:
 
 def _resize(pixels: np.ndarray, size: int) -> np.ndarray:
     """(D, H, W) float → (D, size, size) with antialiased bilinear resizing."""
+    # the slices as a batch of one-channel images: (D, 1, H, W)
     tensor = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))[:, None]
     return F.interpolate(tensor, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[:, 0].numpy()
 
@@ -75,10 +75,11 @@ def sagittal_stack(pixels: np.ndarray, depth: int, size: int) -> np.ndarray:
     """(D, H, W) in [0, 1] → (depth, size, size): zero-padded after the last slice, or resampled when D > depth."""
     small = _resize(pixels, size)
     count = small.shape[0]
-    if count <= depth:
+    if count <= depth:   # short series: keep the native slices, z = k (s = 1)
         out = np.zeros((depth, size, size), dtype=np.float32)
         out[:count] = small
         return out
+    # long series: input slice z samples the native axis at k = z / s, linearly between its two neighbours
     position = np.arange(depth) / depth_scale(count, depth)        # native position of input slice z
     low = np.floor(position).astype(int).clip(0, count - 1)
     high = np.minimum(low + 1, count - 1)
@@ -88,13 +89,14 @@ def sagittal_stack(pixels: np.ndarray, depth: int, size: int) -> np.ndarray:
 
 def three_channels(slices: np.ndarray, k: int) -> np.ndarray:
     """Slices k − 1, k, k + 1 (clamped at the ends) as a (3, S, S) array."""
-    index = np.clip([k - 1, k, k + 1], 0, slices.shape[0] - 1)
+    index = np.clip([k - 1, k, k + 1], 0, slices.shape[0] - 1)   # the first/last slice repeats at the ends
     return slices[index]
 
 
 def prepare_series(volume: Volume, study_id: int, series_id: int, description: str, stack_depth: int,
                    stack_size: int, slice_size: int) -> SeriesImages:
     """Preprocess a read series (pixels already windowed to [0, 1])."""
+    # Stage 1a reads only sagittal series: an axial series has no stack
     stack = to_uint8(sagittal_stack(volume.pixels, stack_depth, stack_size)) if description != AXIAL_T2 else None
     slices = to_uint8(_resize(volume.pixels, slice_size))
     return SeriesImages(study_id, series_id, description, Geometry.of(volume), slices, stack,

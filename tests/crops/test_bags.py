@@ -1,11 +1,11 @@
-"""MIL bags: the unshifted cut is the Table 1 box; shifts move it; the key slice follows the slice shift."""
+"""MIL bag regions: the unshifted cut is the Table 1 box; shifts move it; the left side is mirrored."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from spinelib.crops.geometry import Box, crop_stack, to_uint8
-from spinelib.multistage.bags import BagConfig, BagDataset, cut_bag, source_region
+from spinelib.crops.bags import BagConfig, cut_bag, source_region
 
 
 def _volume() -> np.ndarray:
@@ -33,15 +33,3 @@ def test_left_subarticular_is_mirrored_onto_the_right_box():
     right = source_region(volume[:, :, ::-1], 6, 159 - 100.0, 60.0, "right_subarticular_stenosis", cfg)
     assert np.array_equal(left, right)
     assert cfg.bag_size("left_subarticular_stenosis") == cfg.bag_size("right_subarticular_stenosis") == (192, 192)
-
-
-def test_dataset_key_slice_follows_the_slice_shift():
-    cfg = BagConfig(scale={"bag_scs": 0.25, "bag_nfn": 0.25, "bag_ss": 0.25})
-    region = source_region(_volume(), 6, 80.0, 60.0, "spinal_canal_stenosis", cfg)
-    sources = np.stack([region] * 40)
-    still = BagDataset(sources, np.zeros(40, dtype=int), cfg, "spinal_canal_stenosis")
-    bag, _, key, _ = still[0]
-    assert bag.shape == (5, 1, 20, 32) and key == 2
-    always_two = BagDataset(sources, np.zeros(40, dtype=int), cfg, "spinal_canal_stenosis", [0.0, 0.0, 1.0])
-    keys = {always_two[i][2] for i in range(40)}
-    assert keys == {0, 4}                                   # shift ±2 moves the annotated slice to an end

@@ -6,7 +6,7 @@ import numpy as np
 
 from spinelib.data.dicom import read_series
 from spinelib.data.rsna import read_dataset, series_dir
-from spinelib.multistage.geometry import Geometry, locate, project, to_patient
+from spinelib.data.patient_geometry import Geometry, locate, project, to_patient
 
 
 def _axial_plane_geometry() -> Geometry:

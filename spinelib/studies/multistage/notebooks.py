@@ -14,30 +14,44 @@ from pathlib import Path
 
 import pandas as pd
 
+from spinelib.crops.bags import BagConfig, build_sources
 from spinelib.crops.plan import BAG_KIND
+from spinelib.data.cohort import load_cohort, study_splits
 from spinelib.data.rsna import image_dir, read_dataset
 from spinelib.metrics import ORDINAL_COLUMNS
-from spinelib.multistage import report
-from spinelib.multistage.bags import BagConfig, build_sources
-from spinelib.multistage.cohort import load_cohort, study_splits
-from spinelib.multistage.localisation import train_localisers
-from spinelib.multistage.severity import (KINDS, grade_prior, metrics_by, paired_metrics_by, predict_rows,
-                                          paired_score_differences, submission_score, train_graders)
+from spinelib.params.multistage import LocalisationParams, MilParams
+from spinelib.provenance import write_provenance
+from spinelib.studies.multistage import localisation
+from spinelib.studies.multistage.grading import (KINDS, bag_config, grade_prior, metrics_by, paired_metrics_by,
+                                                 paired_score_differences, predict_rows, submission_score,
+                                                 train_graders)
 
 KEYS = ["study_id", "condition", "level"]
 
 
-def run_localisation(data_root: Path, splits: pd.DataFrame, out_dir: Path, hp: dict, progress: bool = True) -> dict:
-    """Read the cohort, train Stage 1, predict the val/test studies, measure the errors; write the hand-over files."""
-    cohort = load_cohort(data_root, splits, hp["split_column"], hp["stack_depth"], hp["stack_size"], hp["slice_size"],
-                         hp["workers"], progress)
-    loc, histories = train_localisers(cohort, hp, out_dir, progress)
-    errors = report.with_errors(report.predict_split(cohort, loc, ("val", "test"), progress), cohort)
-    shift = report.shift_probabilities(errors[errors["split"] == "val"], hp["max_shift"])
+# ---- notebook 08: Stage 1 ------------------------------------------------------------------------------------------
+
+def run_localisation(data_root: Path, splits: pd.DataFrame, out_dir: Path, p: LocalisationParams,
+                     progress: bool = True) -> dict:
+    """Read the cohort, train Stage 1, predict the val/test studies, measure the errors; write the hand-over files.
+
+    Returns ``cohort``, ``localisers``, ``histories``, ``errors`` (val/test predictions joined with the
+    annotations) and ``shift`` (P(|slice error| = 0 … max_shift) on the validation split).
+    """
+    # ---- read every series once, train ----
+    cohort = load_cohort(data_root, splits, p.split_column, p.stack_depth, p.stack_size, p.slice_size,
+                         p.workers, progress)
+    loc, histories = localisation.train_localisers(cohort, p, out_dir, progress)
+    # ---- localise the held-out studies, measure; the slice errors Stage 2 imitates come from validation only ----
+    errors = localisation.with_errors(localisation.predict_split(cohort, loc, ("val", "test"), progress), cohort)
+    shift = localisation.shift_probabilities(errors[errors["split"] == "val"], p.max_shift)
     errors.to_csv(Path(out_dir) / "stage1_predictions.csv", index=False)
     (Path(out_dir) / "shift_probabilities.json").write_text(json.dumps({"p_abs_shift": shift, "from": "val split"}))
+    write_provenance(out_dir, data_root, p)   # printed by `spinelib grade`, which warns on phantom models + real data
     return {"cohort": cohort, "localisers": loc, "histories": histories, "errors": errors, "shift": shift}
 
+
+# ---- notebook 09: Stage 2 ------------------------------------------------------------------------------------------
 
 def annotated_points(data_root: Path, splits: pd.DataFrame, split_column: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(all labels with split, annotated points of the three bag kinds) of the labelled cohort."""
@@ -56,29 +70,33 @@ def predicted_points(stage1: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame
     return points.reset_index(drop=True)
 
 
-def bag_config(hp: dict) -> BagConfig:
-    return BagConfig(bag_slices=hp["bag_slices"], max_shift=hp["max_shift"], margin=hp["margin"],
-                     scale=dict(hp["crop_scale"]), ranges={k: tuple(v) for k, v in hp["ranges"].items()})
-
-
-def run_mil(data_root: Path, splits: pd.DataFrame, localisation_dir: Path, out_dir: Path, hp: dict,
+def run_mil(data_root: Path, splits: pd.DataFrame, localisation_dir: Path, out_dir: Path, p: MilParams,
             progress: bool = True) -> dict:
-    """Train Stage 2 on annotated points; predict the test split on annotated and on Stage 1 coordinates."""
+    """Train Stage 2 on annotated points; predict the test split on annotated and on Stage 1 coordinates.
+
+    ``localisation_dir`` is notebook 08's models folder (its slice-error distribution and predicted points).
+    Returns the test ``predictions`` (column ``coordinates``: annotated / predicted), ``histories``, the
+    competition ``scores``, the grade ``prior``, and what :func:`run_ablations` retrains and grades on.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    labels, points = annotated_points(data_root, splits, hp["split_column"])
+    # ---- inputs: the annotated points, Stage 1's slice-error distribution (or none: no slice shifts) ----
+    labels, points = annotated_points(data_root, splits, p.split_column)
     shift = json.loads((Path(localisation_dir) / "shift_probabilities.json").read_text())["p_abs_shift"]
-    if not hp["slice_shift"]:
-        shift = [1.0] + [0.0] * hp["max_shift"]
-    cfg = bag_config(hp)
+    if not p.slice_shift:
+        shift = [1.0] + [0.0] * p.max_shift
+    cfg = bag_config(p)
     images = image_dir(data_root)
-    sources = build_sources(images, points, cfg, hp["workers"], progress)
-    models, histories = train_graders(sources, cfg, hp, shift, out_dir, progress)
+    # ---- train on bags cut at the annotated points ----
+    sources = build_sources(images, points, cfg, p.workers, progress)
+    models, histories = train_graders(sources, cfg, p, shift, out_dir, progress)
     prior = grade_prior(labels[labels["split"] == "train"])
     prior.to_csv(out_dir / "prior.csv", index=False)
+    write_provenance(out_dir, data_root, p)
+    # ---- grade the test split twice: at the annotated and at Stage 1's predicted points ----
     stage1 = pd.read_csv(Path(localisation_dir) / "stage1_predictions.csv")
     on_predicted = build_sources(images, predicted_points(stage1[stage1["split"] == "test"], labels), cfg,
-                                 hp["workers"], progress)
+                                 p.workers, progress)
     test_sources = {"annotated": sources, "predicted": on_predicted}
     predictions = grade_test(models, test_sources, cfg)
     test_labels = labels[labels["split"] == "test"]
@@ -93,15 +111,17 @@ def grade_test(models: dict, test_sources: dict[str, dict], cfg: BagConfig) -> p
     """Test-split predictions of ``models`` (by kind) on each named set of sources (annotated, predicted points)."""
     frames = []
     for name, source in test_sources.items():
-        for kind in KINDS:
+        for kind in KINDS:   # a fixed kind order, so that the rows come out in the same order on every run
             if kind not in source or kind not in models:
                 continue
             regions, index = source[kind]
-            keep = ((index["status"] == "ok") & (index["split"] == "test")).to_numpy()
+            keep = ((index["status"] == "ok") & (index["split"] == "test")).to_numpy()   # regions made, test only
             rows = predict_rows(models[kind], regions[keep], index[keep].reset_index(drop=True), cfg)
             frames.append(rows.assign(coordinates=name))
     return pd.concat(frames, ignore_index=True)
 
+
+# ---- notebook 09: the paper's ablations ----------------------------------------------------------------------------
 
 # The multi-stage paper's ablations: what each changes in the full model's settings (notebook 09).
 ABLATIONS: dict[str, dict] = {
@@ -112,7 +132,7 @@ ABLATIONS: dict[str, dict] = {
 }
 
 
-def run_ablations(run: dict, hp: dict, names: list[str], out_dir: Path, kinds: list[str] | None = None,
+def run_ablations(run: dict, p: MilParams, names: list[str], out_dir: Path, kinds: list[str] | None = None,
                   progress: bool = True) -> dict:
     """Stage 2 retrained once per ablation (one change each), graded on the same test sources as the full model.
 
@@ -134,7 +154,7 @@ def run_ablations(run: dict, hp: dict, names: list[str], out_dir: Path, kinds: l
     for name in names:
         shift = None if name == "no_jitter" else run["shift"]
         sources = {kind: source for kind, source in run["sources"].items() if kind in kinds}
-        models, _ = train_graders(sources, run["config"], {**hp, **ABLATIONS[name]}, shift, Path(out_dir) / name,
+        models, _ = train_graders(sources, run["config"], p.replace(**ABLATIONS[name]), shift, Path(out_dir) / name,
                                   progress)
         frames.append(pd.concat([grade_test(models, run["test_sources"], run["config"]), kept],
                                 ignore_index=True).assign(model=name))
@@ -183,7 +203,7 @@ def side_by_side(predictions: pd.DataFrame, by: list[str], n_boot: int = 0, seed
     """Metrics per group on annotated vs predicted coordinates, one column block each.
 
     With ``n_boot`` > 0 every metric is followed by ``<metric>_low`` and ``<metric>_high``, its percentile
-    interval over ``n_boot`` resamples of the patients (:func:`spinelib.multistage.severity.metrics_by`).
+    interval over ``n_boot`` resamples of the patients (:func:`spinelib.studies.multistage.grading.metrics_by`).
     """
     tables = {name: metrics_by(group, by, n_boot, seed, level) for name, group in predictions.groupby("coordinates")}
     table = pd.concat(tables, axis=1).astype(float).round(3)
@@ -198,7 +218,7 @@ def annotated_minus_predicted(predictions: pd.DataFrame, by: list[str], n_boot: 
     """Metric on annotated minus metric on predicted coordinates per group, with its paired patient interval.
 
     Both are scored on the discs graded from both points and on the same patient resamples
-    (:func:`spinelib.multistage.severity.paired_metrics_by`): a positive diff on BA, AUC, QWK or MCC, or a
+    (:func:`spinelib.studies.multistage.grading.paired_metrics_by`): a positive diff on BA, AUC, QWK or MCC, or a
     negative one on MAE, is what automatic localisation costs. Index: ``by`` + metric; columns diff, low, high
     (rounded to 3 decimals), excludes_zero, n.
     """
@@ -206,15 +226,11 @@ def annotated_minus_predicted(predictions: pd.DataFrame, by: list[str], n_boot: 
     return table.round({"diff": 3, "low": 3, "high": 3})
 
 
-TINY_LOCALISATION = {
-    "split_column": "split_patient", "workers": 1, "folds": 1, "max_shift": 2, "stack_depth": 32, "stack_size": 16,
-    "slice_size": 32,
-    "instance": {"architecture": "resnet3d18", "base_width": 4, "epochs": 1, "batch_size": 8, "lr": 1e-3,
-                 "weight_decay": 1e-4, "z_weight": 2.0, "reg_weight": 5.0, "seed": 0, "device": "cpu", "amp": False},
-    "coords": {"encoders": ["resnet18"], "epochs": {"sag_t2": 1, "sag_t1": 1, "axial": 1}, "batch_size": 16,
-               "lr": 1e-3, "weight_decay": 1e-4, "shift": 2,
-               "seed": 0, "device": "cpu", "amp": False},
-}
+# ---- tiny runs for the tests ---------------------------------------------------------------------------------------
+
+# Notebook 08's tiny profile on the CPU without AMP: the Stage 1 the tests (and notebook 09's tiny run) grade on.
+TINY_LOCALISATION = LocalisationParams.tiny().replace(instance={"device": "cpu", "amp": False},
+                                                      coords={"device": "cpu", "amp": False})
 
 
 def tiny_localisation(crops_dir: Path) -> Path:

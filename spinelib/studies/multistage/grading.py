@@ -1,4 +1,5 @@
-"""Stage 2: severity by Bi-LSTM attention MIL, one model per bag kind (multi-stage paper §2.2.2–2.2.3).
+"""Stage 2 of the multi-stage paper (notebook 09): severity by Bi-LSTM attention MIL, one model per bag kind,
+its training, prediction and evaluation (multi-stage paper §2.2.2–2.2.3).
 
 Kinds: ``bag_scs`` (spinal canal, Sagittal T2), ``bag_nfn`` (both foramina,
 Sagittal T1), ``bag_ss`` (both subarticular sides, Axial T2, left mirrored).
@@ -16,24 +17,59 @@ and the same patient resamples.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
+from spinelib.bootstrap import bootstrap_ordinal_weighted, paired_difference, patient_weights, percentile_interval
 from spinelib.competition import (GRADE_WEIGHTS, PROBABILITY_COLUMNS, bootstrap_scores, competition_score,
                                   study_terms, weighted_log_loss)
 from spinelib.constants import CONDITIONS, LEVELS
-from spinelib.bootstrap import bootstrap_ordinal_weighted, paired_difference, patient_weights, percentile_interval
+from spinelib.crops.bags import BagConfig
+from spinelib.data.cohort import fold_of
+from spinelib.datasets.bags import BagDataset
+from spinelib.losses.mil import mil_loss
 from spinelib.metrics import ORDINAL_COLUMNS, boundary_scores_from_proba, ordinal_summary
-from spinelib.models.mil import MILGrader, mil_loss
-from spinelib.multistage.bags import BagConfig, BagDataset
+from spinelib.models.mil import MILGrader
+from spinelib.params.multistage import MilParams
 from spinelib.train import TrainConfig, fit, load_checkpoint, make_loader
 
-KINDS = ("bag_scs", "bag_nfn", "bag_ss")
+KINDS = ("bag_scs", "bag_nfn", "bag_ss")   # spinal canal, neural foramina, subarticular: one model each
+
+
+# ---- bags and models from the parameters -------------------------------------------------------------------------
+
+def bag_config(p: MilParams) -> BagConfig:
+    """The bag geometry of notebook 09's parameters."""
+    return BagConfig(bag_slices=p.bag_slices, max_shift=p.max_shift, margin=p.margin,
+                     scale=dict(p.crop_scale), ranges={k: tuple(v) for k, v in p.ranges.items()})
+
+
+MODEL_KEYS = ("lstm_hidden", "lstm_layers", "lstm_dropout", "head_dropout", "aggregator", "shared_attention",
+              "encoder_width")
+
+
+def model_settings(p: MilParams) -> dict[str, Any]:
+    """The model settings (:data:`MODEL_KEYS`, in that order) that ``config.json`` stores and :func:`build_grader`
+    reads."""
+    return {k: getattr(p, k) for k in MODEL_KEYS}
+
+
+def build_grader(settings: Mapping[str, Any], encoder: str) -> MILGrader:
+    """A MIL grader with the model settings ``settings`` (:data:`MODEL_KEYS`: :func:`model_settings`, or the
+    ``model`` entry of a ``config.json`` read back)."""
+    return MILGrader(encoder, 1, 3, settings["lstm_hidden"], settings["lstm_layers"], settings["lstm_dropout"],
+                     settings["head_dropout"], aggregator=settings["aggregator"],
+                     shared_attention=settings["shared_attention"], encoder_width=settings["encoder_width"])
+
+
+# ---- training -------------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -53,7 +89,8 @@ class MILTask:
         for bags, grade, _, _ in loader:
             proba.append(torch.softmax(model(bags.to(device))["logits"].float(), -1).cpu().numpy())
             grades.append(grade.numpy())
-        proba, grades = np.concatenate(proba), np.concatenate(grades)
+        proba, grades = np.concatenate(proba), np.concatenate(grades)       # (N, 3), (N,)
+        # BA of the arg-max grade; AUC etc. from the two boundary scores P(grade > 0), P(grade > 1)
         metrics = ordinal_summary(grades, proba.argmax(1), boundary_scores_from_proba(proba), 3)
         return {"val_wll": weighted_log_loss(grades, proba, GRADE_WEIGHTS), "val_ba": metrics["balanced_accuracy"]}
 
@@ -67,41 +104,40 @@ def labelled(sources: np.ndarray, index: pd.DataFrame, split: str | None = None)
     return sources[rows], index.iloc[rows].reset_index(drop=True)
 
 
-MODEL_KEYS = ("lstm_hidden", "lstm_layers", "lstm_dropout", "head_dropout", "aggregator", "shared_attention",
-              "encoder_width")
-
-
-def build_grader(hp: dict, encoder: str) -> MILGrader:
-    """A MIL grader with the model settings of ``hp`` (:data:`MODEL_KEYS`)."""
-    return MILGrader(encoder, 1, 3, hp["lstm_hidden"], hp["lstm_layers"], hp["lstm_dropout"], hp["head_dropout"],
-                     aggregator=hp["aggregator"], shared_attention=hp["shared_attention"],
-                     encoder_width=hp["encoder_width"])
+AUGMENT_KEYS = ("brightness_contrast_p", "brightness", "contrast", "shift_scale_rotate_p", "ssr_shift", "ssr_scale",
+                "ssr_rotate")   # the post-crop augmentation settings BagDataset reads
 
 
 def train_grader(train: tuple[np.ndarray, pd.DataFrame], held: tuple[np.ndarray, pd.DataFrame], cfg: BagConfig,
-                 hp: dict, encoder: str, shift_probabilities: list[float], folder: Path, progress: bool = True):
-    """Train one MIL model on ``train`` (regions, index), checkpoint by the weighted log loss on ``held``."""
+                 p: MilParams, encoder: str, epochs: int, shift_probabilities: list[float] | None, folder: Path,
+                 progress: bool = True):
+    """Train one MIL model on ``train`` (regions, index), checkpoint by the weighted log loss on ``held``.
+
+    ``epochs`` is given apart from ``p`` because notebook 09 sets it per bag kind.
+    """
     (train_x, train_i), (val_x, val_i) = train, held
     condition = train_i["condition"].iloc[0]
-    augment = {k: hp[k] for k in ("brightness_contrast_p", "brightness", "contrast", "shift_scale_rotate_p",
-                                  "ssr_shift", "ssr_scale", "ssr_rotate")}
+    augment = {k: getattr(p, k) for k in AUGMENT_KEYS}
+    # training bags are jittered and augmented; validation bags are cut exactly at their points
     train = BagDataset(train_x, train_i["grade_index"].to_numpy(int), cfg, condition, shift_probabilities, augment)
     val = BagDataset(val_x, val_i["grade_index"].to_numpy(int), cfg, condition)
-    torch.manual_seed(hp["seed"])
-    model = build_grader(hp, encoder)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(hp["epochs"], 1))
+    torch.manual_seed(p.seed)   # initial weights: torch's default seed differs per process
+    model = build_grader(model_settings(p), encoder)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
     has_val = len(val) > 0
-    config = TrainConfig(epochs=hp["epochs"], seed=hp["seed"], device=hp["device"], amp=hp["amp"], channels_last=False,
+    config = TrainConfig(epochs=epochs, seed=p.seed, device=p.device, amp=p.amp, channels_last=False,
                          monitor="val_wll" if has_val else "train_loss", mode="min", checkpoint_dir=folder,
-                         grad_clip=hp["grad_clip"], progress=progress)
-    task = MILTask(hp["aux_weight"], torch.tensor(hp["class_weights"], dtype=torch.float32))
-    result = fit(model, task, make_loader(train, hp["batch_size"], shuffle=True, seed=hp["seed"]),
-                 make_loader(val, hp["batch_size"], shuffle=False) if has_val else None, optimizer, config, scheduler)
+                         grad_clip=p.grad_clip, progress=progress)
+    task = MILTask(p.aux_weight, torch.tensor(p.class_weights, dtype=torch.float32))
+    result = fit(model, task, make_loader(train, p.batch_size, shuffle=True, seed=p.seed),
+                 make_loader(val, p.batch_size, shuffle=False) if has_val else None, optimizer, config, scheduler)
     model.load_state_dict(result.best_state)
     (Path(folder) / "last.pt").unlink(missing_ok=True)  # finished: best.pt and history.csv are kept
     return model, result
 
+
+# ---- prediction -----------------------------------------------------------------------------------------------------
 
 @torch.no_grad()
 def predict_bags(models: list[nn.Module], bags: torch.Tensor | np.ndarray,
@@ -135,6 +171,8 @@ def predict_rows(models: list[nn.Module], sources: np.ndarray, index: pd.DataFra
     out["attention"] = [json.dumps(np.round(a, 4).tolist()) for a in attention]
     return out
 
+
+# ---- evaluation -----------------------------------------------------------------------------------------------------
 
 def grade_prior(labels: pd.DataFrame) -> pd.DataFrame:
     """Grade frequencies per condition and level on the labels given (e.g. the training split), Laplace-smoothed."""
@@ -268,41 +306,43 @@ def paired_score_differences(predictions: pd.DataFrame, labels: pd.DataFrame, pr
     return pd.DataFrame(rows).set_index([column, "coordinates"])
 
 
-def train_graders(sources: dict[str, tuple[np.ndarray, pd.DataFrame]], cfg: BagConfig, hp: dict,
-                  shift_probabilities: list[float], out_dir: Path, progress: bool = True):
+# ---- training every kind, and reading the models back ---------------------------------------------------------------
+
+def train_graders(sources: dict[str, tuple[np.ndarray, pd.DataFrame]], cfg: BagConfig, p: MilParams,
+                  shift_probabilities: list[float] | None, out_dir: Path, progress: bool = True):
     """One model per kind, encoder and fold (fold f holds out a part of the training patients; one fold: the val split).
 
     ``shift_probabilities`` None trains without the pre-crop jitter (the no-jitter ablation).
 
     Writes ``config.json`` (bag geometry, model settings, checkpoints) for :func:`load_graders`.
     """
-    from spinelib.multistage.cohort import fold_of
-
     out_dir = Path(out_dir)
     models, histories, checkpoints = {}, {}, {}
     for kind, (regions, index) in sources.items():
         x, i = labelled(regions, index)
-        for encoder in hp["encoders"]:
-            for fold in range(hp["folds"]):
-                if hp["folds"] == 1:
+        for encoder in p.encoders:
+            for fold in range(p.folds):
+                # ---- which labelled bags train and which choose the checkpoint ----
+                if p.folds == 1:
                     train, held = (i["split"] == "train").to_numpy(), (i["split"] == "val").to_numpy()
                 else:
-                    in_fold = fold_of(i["study_id"], hp["folds"], hp["seed"]) == fold
+                    in_fold = fold_of(i["study_id"], p.folds, p.seed) == fold
                     held = ((i["split"] == "train") & in_fold).to_numpy()
                     train = (i["split"] == "train").to_numpy() & ~held
                 if not train.any():
                     continue
                 folder = out_dir / kind / encoder / f"fold{fold}"
-                kind_hp = {**hp, "epochs": hp["epochs"][kind]}  # epochs per bag kind
                 model, result = train_grader((x[train], i[train].reset_index(drop=True)),
-                                             (x[held], i[held].reset_index(drop=True)), cfg, kind_hp, encoder,
+                                             (x[held], i[held].reset_index(drop=True)), cfg, p, encoder,
+                                             p.epochs[kind],   # epochs per bag kind
                                              shift_probabilities, folder, progress)
                 models.setdefault(kind, []).append(model.eval())
                 histories[f"{kind}/{encoder}/fold{fold}"] = result.history
                 checkpoints.setdefault(kind, []).append([encoder, str(folder.relative_to(out_dir) / "best.pt")])
+    # ---- config.json: everything load_graders needs to rebuild the models ----
     config = {"bags": {"bag_slices": cfg.bag_slices, "max_shift": cfg.max_shift, "margin": cfg.margin,
                        "scale": cfg.scale, "ranges": cfg.ranges},
-              "model": {k: hp[k] for k in MODEL_KEYS}, "checkpoints": checkpoints,
+              "model": model_settings(p), "checkpoints": checkpoints,
               "shift_probabilities": shift_probabilities}
     (out_dir / "config.json").write_text(json.dumps(config, indent=2))
     return models, histories
@@ -315,6 +355,7 @@ def load_graders(folder: Path) -> tuple[dict[str, list[MILGrader]], BagConfig, p
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no MIL config; run notebook 09 (`dvc repro mil`) first")
     config = json.loads(path.read_text())
+    # JSON has no tuples: the Table 1 ranges come back as lists
     cfg = BagConfig(**{**config["bags"], "ranges": {k: tuple(v) for k, v in config["bags"]["ranges"].items()}})
     models = {}
     # models written before the ablation switches and the encoder width existed are the paper's design

@@ -3,7 +3,7 @@ import pandas as pd
 from sklearn.metrics import balanced_accuracy_score
 
 from spinelib.competition import PROBABILITY_COLUMNS
-from spinelib.multistage.severity import metrics_by
+from spinelib.studies.multistage.grading import metrics_by
 
 
 def _predictions() -> pd.DataFrame:
@@ -49,7 +49,7 @@ def test_intervals_resample_patients_and_bracket_the_value():
 
 
 def test_paired_comparison_of_coordinates():
-    from spinelib.multistage.severity import paired_metrics_by
+    from spinelib.studies.multistage.grading import paired_metrics_by
 
     annotated = _predictions().assign(study_id=np.repeat(np.arange(20), 2), coordinates="annotated")
     predicted = annotated.assign(coordinates="predicted").iloc[5:]  # five discs not located: left out of the pair
@@ -64,7 +64,7 @@ def test_paired_comparison_of_coordinates():
 
 def test_paired_score_differences_rescore_each_model_on_the_same_study_resamples():
     from spinelib.constants import CONDITIONS, LEVELS
-    from spinelib.multistage.severity import paired_score_differences, submission_score
+    from spinelib.studies.multistage.grading import paired_score_differences, submission_score
 
     rng = np.random.default_rng(1)
     keys = pd.DataFrame([(s, c, lv) for s in range(30) for c in CONDITIONS for lv in LEVELS],

@@ -8,7 +8,7 @@ import pytest
 
 from spinelib.competition import PROBABILITY_COLUMNS
 from spinelib.metrics import ORDINAL_COLUMNS
-from spinelib.multistage.stages import annotated_minus_predicted, side_by_side
+from spinelib.studies.multistage.notebooks import annotated_minus_predicted, side_by_side
 
 CERTAIN = np.eye(3)  # row g: probability 1 on grade g
 
@@ -72,7 +72,7 @@ def test_identical_gradings_differ_by_nothing():
 
 
 def test_ablation_differences_are_ablation_minus_full_per_coordinates():
-    from spinelib.multistage.stages import ablation_differences
+    from spinelib.studies.multistage.notebooks import ablation_differences
 
     full = _both(GRADES).assign(model="full")                  # perfect on both blocks
     worse = _both([0] * 12).assign(model="no_aux_loss")        # perfect on annotated, all Normal/Mild on predicted

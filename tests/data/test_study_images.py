@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from spinelib.multistage.inputs import depth_scale, sagittal_stack, study_series, three_channels
+from spinelib.data.study_images import depth_scale, sagittal_stack, study_series, three_channels
 
 
 def test_short_volumes_are_zero_padded_after_the_last_slice():
@@ -77,7 +77,7 @@ def test_the_csv_wins_and_a_disagreement_is_logged(bare_study, caplog):
     root = bare_study.parent.parent
     (root / "test_series_descriptions.csv").write_text(
         "study_id,series_id,series_description\n77,5,Sagittal T2/STIR\n77,6,Sagittal T2/STIR\n")
-    with caplog.at_level(logging.WARNING, logger="spinelib.multistage.inputs"):
+    with caplog.at_level(logging.WARNING, logger="spinelib.data.study_images"):
         series = study_series(bare_study)
     types = dict(zip(series["series_id"], series["series_description"]))
     assert types[5] == "Sagittal T2/STIR" and types[7] == "Axial T2"      # CSV for 5, header for the unlisted 7

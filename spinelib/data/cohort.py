@@ -1,4 +1,5 @@
-"""The labelled cohort, read once for Stage 1: preprocessed series and the annotated points with their slice index.
+"""The labelled cohort, read once for the multi-stage paper's Stage 1: preprocessed series and the annotated points
+with their slice index.
 
 Every series of every study is read once (one pass over its DICOM files, in
 ``workers`` processes); splits are the patient-level split of the crop store
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from spinelib.data.rsna import image_dir, read_dataset
-from spinelib.multistage.inputs import SeriesImages, read_study
+from spinelib.data.study_images import SeriesImages, read_study
 from spinelib.parallel import process_map
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ def study_splits(splits: pd.DataFrame, split_column: str) -> pd.Series:
 
 
 def _read_one(args: tuple) -> tuple[int, dict[int, SeriesImages], list[str]]:
+    """One study's series, preprocessed (a worker job of :func:`load_cohort`: one tuple in, so it pickles)."""
     folder, series, depth, size, slice_size = args
     images, _, problems = read_study(folder, series, depth, size, slice_size)
     return int(series["study_id"].iloc[0]), images, problems
@@ -58,6 +60,7 @@ def load_cohort(root: Path, splits: pd.DataFrame, split_column: str, stack_depth
     if studies is not None:
         series = series[series["study_id"].isin(sorted(series["study_id"].unique())[:studies])]
     series["split"] = series["study_id"].map(split_of)
+    # one job per study, its series in id order, so that the images and the problems come back in a fixed order
     jobs = [(image_dir(root) / str(study), group.sort_values("series_id"), stack_depth, stack_size, slice_size)
             for study, group in series.groupby("study_id")]
     images: dict[int, SeriesImages] = {}
@@ -79,6 +82,7 @@ def _points(labels: pd.DataFrame, images: dict[int, SeriesImages], split_of: pd.
     k, height, width, spacing = [], [], [], []
     for row in points.itertuples():
         image = images[row.series_id]
+        # the slice index k of the annotated instance number in the sorted series (−1: not in it, dropped below)
         hits = np.flatnonzero(image.instance_numbers == int(row.instance_number))
         k.append(int(hits[0]) if hits.size else -1)
         height.append(image.geometry.shape[1])
@@ -96,7 +100,7 @@ def _points(labels: pd.DataFrame, images: dict[int, SeriesImages], split_of: pd.
 
 def fold_of(study_ids: pd.Series, folds: int, seed: int = 0) -> pd.Series:
     """A fold 0..folds−1 per study, from a seeded permutation of the sorted study ids."""
-    unique = np.sort(study_ids.unique())
+    unique = np.sort(study_ids.unique())   # sorted first: the folds do not depend on the row order
     order = np.random.default_rng(seed).permutation(len(unique))
     fold = dict(zip(unique[order], np.arange(len(unique)) % folds))
     return study_ids.map(fold)
