@@ -1,8 +1,8 @@
 """torchrun / DistributedDataParallel helpers.
 
 The same entry point runs in three ways: in-process in a notebook (one device),
-``python -m spinelib.stages.X`` (one device) or ``torchrun --nproc_per_node=N -m
-spinelib.stages.X`` (N processes, one device each). ``setup_distributed`` reads
+``python -m spinelib.studies.X`` (one device) or ``torchrun --nproc_per_node=N -m
+spinelib.studies.X`` (N processes, one device each). ``setup_distributed`` reads
 the environment torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
 MASTER_PORT) and joins the process group only when WORLD_SIZE > 1; every other
 helper here degrades to the single-process case when no group is active.

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from spinelib.crops.extract import extract_crops
 from spinelib.params.data import CropsParams
 from spinelib.paths import data_root_or_tiny_phantom
+
+if TYPE_CHECKING:   # annotations only: the ranking params load with the study, when a ranking run is asked for
+    from spinelib.params.ranking import RunsParams
 
 # the crop store of notebooks 02, 03, 08 and 09's tests: notebook 01's CPU profile, smaller where it costs time
 TINY_CROPS = CropsParams().replace(volume_slices=4, volume_size=[32, 64], bag_scale=0.25,
@@ -54,7 +58,7 @@ def tiny_ranking_inputs() -> tuple[Path, Path, Path]:
     return crops, root / "phantom_extra_tasks.csv", root / "phantom_truth.csv"
 
 
-def tiny_ranking_run(runs: "RunsParams | None" = None, method: str = "coordinate_descent") -> dict[str, Path]:
+def tiny_ranking_run(runs: RunsParams | None = None, method: str = "coordinate_descent") -> dict[str, Path]:
     """Notebook 04 in miniature (its tiny profile, :meth:`RankingParams.tiny`): one epoch per run, TTA
     predictions, the pixel probe and validation thresholds, in a temp folder.
 
@@ -77,7 +81,7 @@ def tiny_ranking_run(runs: "RunsParams | None" = None, method: str = "coordinate
     return result
 
 
-def _tiny_ranking_run(runs: "RunsParams | None", method: str) -> dict[str, Path]:
+def _tiny_ranking_run(runs: RunsParams | None, method: str) -> dict[str, Path]:
     """What notebooks 04 and 05 write, for the tiny profile: cohort.json, runs.json, predictions, reference scores,
     thresholds."""
     import json

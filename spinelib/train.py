@@ -397,25 +397,35 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
     # Loss scaling is needed for fp16 only; bf16 and full precision run with a disabled (pass-through) scaler.
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     out = Path(config.checkpoint_dir) if config.checkpoint_dir is not None else None
+    # under DDP every rank trains and validates, but only rank 0 touches the checkpoint folder (no write races)
     writes = out is not None and is_main_process()
     if writes:
         out.mkdir(parents=True, exist_ok=True)
+
     # ---- resume from last.pt when there is one ----
     run, finished = _Progress(), False
     if out is not None and config.resume and (out / "last.pt").exists():
         run, finished = _resume(out, model, optimizer, scheduler, scaler, config, writes)
+        # a finished marker keeps no optimiser state, so training on from it would silently differ from one
+        # uninterrupted run; an early-stopped finished run asked for more epochs is fine (it stays stopped)
         if finished and len(run.history) < config.epochs and not run.stop(config):
             raise ValueError(f"{out / 'last.pt'} marks a finished run of {len(run.history)} epochs, kept without "
                              f"optimiser state; it cannot go on to {config.epochs} epochs (set resume=False or "
                              f"use another checkpoint_dir)")
+
+    # ---- wrap for DDP and set up the progress bars ----
     # ``net`` is what trains (DDP-wrapped under torchrun, so gradients are averaged over ranks); ``model`` is the
     # bare module that evaluation, state dicts and the caller see.
     net = model
     if is_distributed():
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     show = config.progress and is_main_process()
+    # autocast arguments for _train_epoch; disabled (full precision) when no AMP dtype was chosen
     autocast = dict(device_type=device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
+    # a resumed run starts its bar at the epochs already done, so the bar shows the whole run
     epochs_bar = progress_bar(show=show, total=config.epochs, initial=len(run.history), desc="epochs", mininterval=2.0)
+
+    # ---- the epoch loop; resuming starts at the first epoch not in the history ----
     try:
         for epoch in range(len(run.history), config.epochs):
             if run.stop(config):
@@ -423,6 +433,7 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
             # ---- epoch set-up: reseed from (seed, epoch) so the epoch's draws do not depend on a resume ----
             start = time.perf_counter()
             _seed_all(_derived_seed(config.seed, epoch))
+            # a DistributedSampler shuffles by its epoch number: without this every epoch sees the same order
             if hasattr(getattr(train_loader, "sampler", None), "set_epoch"):
                 train_loader.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
             # Learning rates as used in this epoch (read before the scheduler steps at its end).
@@ -432,6 +443,7 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
                               leave=False, mininterval=2.0) as bar:
                 train_loss = _train_epoch(net, task, train_loader, optimizer, scaler, device, autocast,
                                           config.grad_clip, bar)
+            # stop at once on a diverged loss: later epochs and checkpoints would only carry NaN weights
             if not math.isfinite(train_loss):
                 raise FloatingPointError(f"epoch {epoch + 1}: training loss is {train_loss}")
             # ---- validate (on the bare model, in eval mode) ----
@@ -440,13 +452,18 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
                 model.eval()
                 with torch.no_grad():  # full precision: metrics as reported, and no bf16 reaching numpy
                     metrics = {k: float(v) for k, v in task.evaluate(model, val_loader, device).items()}
+                # each rank validated its own shard: the mean makes every rank see the same value, so all
+                # ranks take the same scheduler step and the same early-stopping decision
                 metrics = mean_over_ranks(metrics, device)
             # ---- record the epoch and step the scheduler ----
             row = {"epoch": epoch + 1, "train_loss": train_loss, **learning_rates, **metrics}
+            # a misspelt monitor fails after the first epoch, before any checkpoint claims a best epoch
             if config.monitor not in row:
                 raise KeyError(f"monitor {config.monitor!r} is not among the metrics {sorted(row)}")
             value = row[config.monitor]
+            # the epoch's wall time is logged but added after the monitor check, so it can never be monitored
             run.history.append({**row, "seconds": time.perf_counter() - start})
+            # ReduceLROnPlateau needs the monitored value; every other scheduler steps once per epoch
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 scheduler.step(value)
             elif scheduler is not None:
@@ -454,6 +471,7 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
             # ---- best weights and checkpoints ----
             improved = run.improved(value, config.mode)
             if improved:
+                # a CPU copy: the model keeps training in place, and GPU memory is not spent on a second copy
                 run.best_epoch, run.best_metric, run.best_state = epoch + 1, value, _cpu_state(model)
             if writes:  # last.pt first: a run stopped before best.pt is written finds the best weights in last.pt
                 # When this epoch is the best, its weights were just copied: reuse that copy.
@@ -464,6 +482,7 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
                 _write_atomically(out / "last.pt", lambda p: torch.save(last, p))
                 if improved:
                     _write_best(out, run, config)
+                # rewritten whole each epoch, atomically, so an interrupted run leaves a readable history
                 _write_atomically(out / "history.csv", lambda p: pd.DataFrame(run.history).to_csv(p, index=False))
             epochs_bar.update()
             epochs_bar.set_postfix({"train_loss": f"{train_loss:.4g}", config.monitor: f"{value:.4g}"})
@@ -476,6 +495,8 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
         epochs_bar.close()
         if hook is not None:
             hook.remove()
+
+    # ---- result: the best epoch's weights (or, when no epoch ran, the current ones with a NaN metric) ----
     if run.best_state is None:  # no epoch was run
         return FitResult(pd.DataFrame(run.history), 0, float("nan"), _cpu_state(model), out)
     return FitResult(pd.DataFrame(run.history), int(run.best_epoch), float(run.best_metric), run.best_state, out)

@@ -94,3 +94,10 @@ def test_every_stage_lists_the_library_files_its_notebook_imports():
                          if f.name != "__init__.py" or f.parent != ROOT / "spinelib"
                          if not any(f == d or d in f.parents for d in deps))
         assert not missing, f"stage {name}: {notebook} imports {missing}, which dvc.yaml does not list as deps"
+
+
+def test_every_library_dependency_exists():
+    """A module moved or removed leaves no stale path in dvc.yaml (DVC would stop on a missing dependency)."""
+    for name, stage in _load("dvc.yaml")["stages"].items():
+        stale = [d for d in stage["deps"] if str(d).startswith(("spinelib", "notebooks")) and not (ROOT / d).exists()]
+        assert not stale, f"stage {name}: dvc.yaml lists {stale}, which do not exist"

@@ -258,30 +258,41 @@ def extract_crops(root: Path | str, out_dir: Path | str, cfg: CropConfig, *, spl
     (study_id, condition, level, x, y) replaces the annotated points, e.g. by a
     localiser's predictions (:func:`spinelib.crops.plan.with_coordinates`).
     """
+    # ---- check arguments first: a wrong split_unit would otherwise surface as a bare KeyError, later ----
     if split_unit not in ("patient", "disc"):
         raise ValueError(f"split_unit must be 'patient' or 'disc', got {split_unit!r}")
+    # wall time for the returned summary only; it never reaches summary.json (see the end)
     start = time.perf_counter()
     root, out_dir = Path(root), Path(out_dir)
 
     # ---- labels, split and plans (table work: no pixel read yet) ----
     dataset = read_dataset(root)
+    # predicted points (e.g. a localiser's) replace the annotated ones, so the same code cuts a store a later
+    # stage would see at inference time
     labels = dataset.labels if coordinates is None else with_coordinates(dataset.labels, coordinates)
+    # both split columns are made from the labels (not the planned crops), so they do not depend on `kinds`
     splits = assign_splits(labels, tuple(labels["condition"].unique()), SPLIT_DISC_CONDITION, fractions, seed)
+    # the chosen unit's column is copied to "split", the column the later stages filter on
     splits["split"] = splits[f"split_{split_unit}"]
+    # one plan (a DataFrame, one row per crop to cut) per kind; its row order is the index order of <kind>.npy
     plans = {name: kind.plan(labels, dataset.series, cfg) for name, kind in CROP_KINDS.items()
              if kinds is None or name in kinds}
     # one zero-filled (N, *shape) uint8 array per kind: a failed crop keeps its zeros, so row i is index row i
     arrays = {name: allocate(out_dir, name, (len(plan), *CROP_KINDS[name].shape(cfg))) for name, plan in plans.items()}
 
     # ---- cut, study by study (in parallel); results come back in submission order ----
+    # per kind, index row -> geometry and status of that crop; kept in the parent, which alone writes files
     geometry: dict[str, dict[int, dict]] = {kind: {} for kind in plans}
     failures: list[dict] = []
+    # one job per study, so each series is read from disk once for all the kinds that need it; sorted by study
+    # id, and process_map keeps that order, so read_failures.csv is the same for any number of workers
     jobs = [(root, study, tasks, cfg) for study, tasks in sorted(_tasks_by_study(plans).items())]
     for result in process_map(_crop_study_star, jobs, workers, chunksize=2, progress=progress, desc="crops",
                               unit="study"):
         failures.extend(result["failures"])
         for kind, items in result["crops"].items():
             for i, crop, info in items:
+                # each crop lands at its own index row, so arrival order does not matter for the .npy
                 if crop is not None:
                     arrays[kind][i] = crop
                 geometry[kind][i] = info
@@ -290,9 +301,13 @@ def extract_crops(root: Path | str, out_dir: Path | str, cfg: CropConfig, *, spl
     log_rows = [skipped_labels(labels, dataset.series).assign(kind="label", series_id=pd.NA)[LOG_COLUMNS]]
     summary = {"studies": int(labels["study_id"].nunique()), "split_unit": split_unit, "kinds": {}}
     for kind, plan in plans.items():
+        # the memmap must reach disk before the store is read back (e.g. by a test or the next stage)
         arrays[kind].flush()
+        # sort by index row so that join() lines geometry up with the plan rows
         crops = pd.DataFrame.from_dict(geometry[kind], orient="index").sort_index()
+        # a kind with no crop attempted at all still gets a status column, so the filters below work
         index = plan.join(crops) if len(crops) else plan.assign(status=pd.Series(dtype="string"))
+        # left merge: every planned crop keeps its row, even one whose disc has no split
         index = index.merge(splits, on=["study_id", "level"], how="left")
         index.to_csv(out_dir / f"{kind}.csv", index=False)
         bad = index[index["status"] != "ok"]
@@ -301,6 +316,7 @@ def extract_crops(root: Path | str, out_dir: Path | str, cfg: CropConfig, *, spl
                                   "failed": int(len(bad)), "shape": list(arrays[kind].shape[1:])}
 
     # ---- store-wide files ----
+    # skipped labels first, then each kind's failed crops in plan order
     crop_log = pd.concat(log_rows, ignore_index=True)
     crop_log.to_csv(out_dir / "crop_log.csv", index=False)
     pd.DataFrame(failures, columns=["path", "reason"]).to_csv(out_dir / "read_failures.csv", index=False)
@@ -316,6 +332,8 @@ def extract_crops(root: Path | str, out_dir: Path | str, cfg: CropConfig, *, spl
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=int))
     summary["seconds"] = round(time.perf_counter() - start, 2)
     summary["discs_per_second"] = round(sum(v["ok"] for v in summary["kinds"].values()) / summary["seconds"], 1)
+    # only failed crops are warned about: skipped labels (no series of the type, or no point annotated) are
+    # common in the data and stay listed in crop_log.csv
     for line in crop_log[crop_log["kind"] != "label"].itertuples():
         log.warning("skipped %s of study %s %s %s: %s", line.kind, line.study_id, line.condition, line.level,
                     line.reason)

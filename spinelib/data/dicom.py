@@ -362,9 +362,12 @@ def read_series(
     with :func:`normalise_intensity`; ``None`` keeps rescaled intensities.
     Raises :class:`SeriesReadError` when no slice is usable.
     """
+    # ---- find the files: a missing folder or an empty one is an error for the caller, not a failure entry ----
     series_dir = Path(series_dir)
     if not series_dir.is_dir():
         raise SeriesReadError(f"{series_dir}: series folder not found")
+    # sorted only so that failures and the progress bar come in a stable order; the slice order is set below
+    # from the geometry, since file names need not follow the anatomy
     paths = sorted(series_dir.glob("*.dcm"))
     if not paths:
         raise SeriesReadError(f"{series_dir}: no .dcm files")
@@ -374,15 +377,20 @@ def read_series(
     headers: list[dict] = []
     images: list[np.ndarray] = []
     for path in progress_bar(paths, show=progress, desc=series_dir.name, leave=False):
+        # stored pixels, not rescaled yet: rescaling happens once, straight into the stacked array below, so
+        # each slice is not held twice in float32
         try:
             header, image = _read_stored(path, _geometry)
         except (InstanceReadError, OSError) as exc:
             failures.append(ReadFailure(str(path), getattr(exc, "reason", str(exc))))
             continue
+        # a slice missing a geometry tag (position, orientation, pixel spacing, instance number) cannot be placed
+        # in the stack, so it is as good as unreadable
         reason = _geometry_failure(header)
         if reason is not None:
             failures.append(ReadFailure(str(path), reason))
             continue
+        # remembered for the matrix check below, which reports failures by file
         header["path"] = str(path)
         headers.append(header)
         images.append(image)
@@ -397,6 +405,7 @@ def read_series(
                                             f"differs from the series' {majority[0]}x{majority[1]}"))
         headers = [h for h, k in zip(headers, keep) if k]
         images = [i for i, k in zip(images, keep) if k]
+    # nothing usable is left: list every file's reason, since one cause (e.g. a missing tag) usually explains all
     if not images:
         reasons = "; ".join(f"{Path(f.path).name}: {f.reason}" for f in failures)
         raise SeriesReadError(f"{series_dir}: no readable slice ({reasons})")
@@ -405,25 +414,33 @@ def read_series(
     positions = np.stack([h["position"] for h in headers])
     orientations = np.stack([h["orientation"] for h in headers])
     instances = np.asarray([h["instance_number"] for h in headers], dtype=np.int64)
+    # (S,) indices: position along the mean slice normal, ties broken by instance number
     order = _sort_order(positions, orientations, instances)
     positions, orientations, instances = positions[order], orientations[order], instances[order]
+    # filled slice by slice in sorted order: one float32 array for the series, no per-slice temporaries
     pixels = np.empty((len(order), *images[0].shape), dtype=np.float32)
     for k, i in enumerate(order):
         _rescale_into(pixels[k], images[i], headers[i])
+    # one window for the whole series (not per slice): slices stay comparable in brightness
     if normalise is not None:
         apply_window(pixels, intensity_window(pixels, *normalise))  # ``pixels`` is ours: in place
 
     # ---- slice spacing: the median gap between positions; one slice: the header's spacing or thickness ----
+    # spacing and thickness are read from the first slice in sorted order; a series shares them
     first = headers[order[0]]
+    # n = row x column direction cosines of the first slice; the gaps are |Δ(position · n)| between neighbours
     normal = np.cross(orientations[0, :3], orientations[0, 3:])
     gaps = np.abs(np.diff(positions @ normal))
     if gaps.size:
         slice_spacing = float(np.median(gaps))
     else:
+        # a single slice has no gap to measure; SpacingBetweenSlices is optional in DICOM, thickness is the
+        # next best estimate
         fallback = first["spacing_between_slices"]
         slice_spacing = float(fallback if np.isfinite(fallback) else first["slice_thickness"])
     # per-slice orientations are kept only when they differ (axial blocks); sagittal series share one
     same = np.allclose(orientations, orientations[0], atol=1e-4)
+    # ---- assemble: copies of the first slice's orientation and spacing so the Volume owns its arrays ----
     return Volume(
         pixels=pixels,
         instance_numbers=instances,

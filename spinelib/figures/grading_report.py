@@ -52,7 +52,7 @@ class StudyView:
     """What Stage 1 looked at in one study (``Grader(keep_views=True)`` keeps one per graded study).
 
     ``series``: series_id → description of every series read; ``shapes``: series_id → native (H, W);
-    ``points``: :func:`spinelib.multistage.localisation.localise_study`'s rows (condition, level, series_id,
+    ``points``: :func:`spinelib.studies.multistage.localisation.localise_study`'s rows (condition, level, series_id,
     series_description, k, instance_number, x, y in native pixels); ``slices``: (series_id, k) → the native
     slice (H, W) uint8 under the points; ``problems``: series that could not be read.
     """

@@ -22,6 +22,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,10 @@ from spinelib.progress import progress_bar
 from spinelib.provenance import mismatch_warning, read_provenance, written_by_phantom
 from spinelib.studies.multistage.grading import load_graders, predict_bags
 from spinelib.studies.multistage.localisation import Localisers, localise_study
+
+if TYPE_CHECKING:   # annotations only: the report (matplotlib) and the ranking scorer load only when asked for
+    from spinelib.figures.grading_report import StudyView
+    from spinelib.grading.disc_scores import DiscScorer
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +70,9 @@ class Grader:
     # Optional, for the grading report (spinelib.figures.grading_report): with keep_views, grade() keeps each
     # study's Stage 1 points and the native slices they sit on in views[study_id]; pop them once written.
     keep_views: bool = False
-    views: dict[int, "StudyView"] = field(default_factory=dict)
+    views: dict[int, StudyView] = field(default_factory=dict)
     # Optional: a ranking run that adds each disc's continuous severity to the report (spinelib.grading.disc_scores)
-    scorer: "DiscScorer | None" = None
+    scorer: DiscScorer | None = None
     # what the models were trained on (spinelib.provenance), and the graded studies the phantom did not write
     provenance: dict[str, dict | None] = field(default_factory=dict)
     real_studies: list[str] = field(default_factory=list)
@@ -137,7 +142,7 @@ class Grader:
         out.loc[missing, list(PROBABILITY_COLUMNS)] = fill.loc[missing, list(PROBABILITY_COLUMNS)].to_numpy()
         return _normalised(out)
 
-    def _disc_scores(self, view: "StudyView", points: pd.DataFrame, volumes: dict) -> None:
+    def _disc_scores(self, view: StudyView, points: pd.DataFrame, volumes: dict) -> None:
         """The ranking run's score per level and task at the spinal canal points, into ``view`` (or why not)."""
         canal = points[points["condition"] == "spinal_canal_stenosis"] if len(points) else points
         volume = volumes.get(int(canal["series_id"].iloc[0])) if len(canal) else None
@@ -269,6 +274,99 @@ def _root_studies(root: Path) -> tuple[Path, pd.DataFrame | None, list[int], lis
     return images, descriptions, wanted, order
 
 
+# ---- grade_cohort: prepare the grader, grade a root or study folders, assemble the result ----
+
+def _prepare_grader(grader: Grader | None, localisation_dir: Path, mil_dir: Path, report_dir: Path | None,
+                    ranking_dir: Path | None, params_dir: Path | str) -> Grader:
+    """The grader to use: ``grader`` or one loaded from the two models folders, set up for the optional report.
+
+    With ``report_dir`` the grader keeps each study's view (points and native slices) until the report is written;
+    with ``ranking_dir`` as well it also gets the ranking run's disc scorer, when that run can be loaded.
+    """
+    grader = Grader.load(localisation_dir, mil_dir) if grader is None else grader
+    # views are kept only when a report will consume them: otherwise every study's slices would pile up in memory
+    grader.keep_views = report_dir is not None
+    if report_dir is not None and ranking_dir is not None:
+        from spinelib.grading.disc_scores import DiscScorer
+
+        try:   # the report's continuous scores are optional: without ranking models it still shows everything else
+            grader.scorer = DiscScorer.load(ranking_dir, params_dir)
+        except (FileNotFoundError, KeyError) as err:
+            log.warning("grading report without continuous scores: %s", err)
+    return grader
+
+
+def _write_report(grader: Grader, rows: pd.DataFrame, report_dir: Path | None) -> pd.DataFrame:
+    """Write the reports of the studies ``grader`` kept views of (when ``report_dir`` is set); return ``rows``.
+
+    Called right after each study is graded, so that no study's slices are held longer than its own grading
+    (``write_kept_reports`` pops the views it wrote).
+    """
+    if report_dir is not None:
+        from spinelib.figures.grading_report import write_kept_reports   # matplotlib only when asked
+        write_kept_reports(grader.views, rows, report_dir, grader.messages)
+    return rows
+
+
+def _grade_study_folders(grader: Grader, folders: list[Path], report_dir: Path | None,
+                         progress: bool) -> tuple[list[pd.DataFrame], list[int]]:
+    """(one frame of 25 rows per folder, the study ids), in the given order; an error stops the run.
+
+    Unlike a dataset root, explicitly named folders get no prior fallback: a failure there is the caller's to see.
+    """
+    studies = [int(folder.name) for folder in folders]
+    # a single folder needs no progress bar: it would only flash by
+    bar = progress_bar(folders, show=progress and len(folders) > 1, desc="grading", unit="study")
+    frames = [_write_report(grader, grader.grade(folder), report_dir) for folder in bar]
+    return frames, studies
+
+
+def _grade_dataset_root(grader: Grader, root: Path, report_dir: Path | None, progress: bool
+                        ) -> tuple[list[pd.DataFrame], list[int], Path, list[str] | None]:
+    """(frames, studies, images folder, submission row order or None) of a dataset root.
+
+    Studies come in ``sample_submission.csv`` order when it exists (see :func:`_root_studies`). A listed study
+    without an image folder, or one whose grading fails, gets the prior for all 25 rows so that the submission
+    stays complete.
+    """
+    images, descriptions, studies, order = _root_studies(root)
+    frames = []
+    for study in progress_bar(studies, show=progress, desc="grading", unit="study"):
+        folder = images / str(study)
+        if not folder.is_dir():
+            text = f"no image folder {folder}; all 25 rows from the prior"
+            grader.messages.append(f"study {study}: {text}")
+            grader.summaries.append(f"study {study}: {text}")
+            frames.append(grader.prior_rows(study))
+            continue
+        frames.append(_write_report(grader, grader.grade_or_prior(folder, descriptions), report_dir))
+    return frames, studies, images, order
+
+
+def _submission_rows(frames: list[pd.DataFrame], root_mode: bool, order: list[str] | None) -> pd.DataFrame:
+    """All graded rows (row_id + the three probabilities) as one frame, in submission order.
+
+    For a dataset root: the ``sample_submission.csv`` row order when it exists, else sorted by row id (stable).
+    Study folders keep the order they were given in.
+    """
+    columns = ["row_id", *PROBABILITY_COLUMNS]
+    rows = pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+    if root_mode:
+        if order is not None:
+            rows = rows.set_index("row_id").reindex(order).reset_index()
+        else:
+            rows = rows.sort_values("row_id", kind="stable").reset_index(drop=True)
+    return rows
+
+
+def _cohort_coordinates(grader: Grader) -> pd.DataFrame:
+    """Every graded study's predicted points in one frame (:data:`COORDINATE_COLUMNS`)."""
+    # a study with no localised point leaves an empty frame; pandas warns on (and mistypes) empty concat entries
+    coords = [c for c in grader.coordinates if not c.empty]
+    return (pd.concat(coords, ignore_index=True) if coords
+            else pd.DataFrame(columns=list(COORDINATE_COLUMNS)))
+
+
 def grade_cohort(paths: list[Path] | Path, localisation_dir: Path, mil_dir: Path, *,
                  progress: bool = True, grader: Grader | None = None,
                  report_dir: Path | None = None, ranking_dir: Path | None = None,
@@ -288,52 +386,22 @@ def grade_cohort(paths: list[Path] | Path, localisation_dir: Path, mil_dir: Path
     (:mod:`spinelib.figures.grading_report`), so no study's slices are held
     longer than its own grading.
     """
-    grader = Grader.load(localisation_dir, mil_dir) if grader is None else grader
-    grader.keep_views = report_dir is not None
-    if report_dir is not None and ranking_dir is not None:
-        from spinelib.grading.disc_scores import DiscScorer
+    # ---- models, and the optional report and its disc scorer ----
+    grader = _prepare_grader(grader, localisation_dir, mil_dir, report_dir, ranking_dir, params_dir)
 
-        try:   # the report's continuous scores are optional: without ranking models it still shows everything else
-            grader.scorer = DiscScorer.load(ranking_dir, params_dir)
-        except (FileNotFoundError, KeyError) as err:
-            log.warning("grading report without continuous scores: %s", err)
-
-    def report(rows: pd.DataFrame) -> pd.DataFrame:
-        if report_dir is not None:
-            from spinelib.figures.grading_report import write_kept_reports   # matplotlib only when asked
-            write_kept_reports(grader.views, rows, report_dir, grader.messages)
-        return rows
-
-    single = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
-    root_mode = len(single) == 1 and is_dataset_root(single[0])
-    frames = []
+    # ---- grade: a dataset root (one path holding <split>_images/) or explicit study folders ----
+    folders = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+    root_mode = len(folders) == 1 and is_dataset_root(folders[0])
     with torch.inference_mode():
-        if not root_mode:
-            studies = [int(p.name) for p in single]
-            bar = progress_bar(single, show=progress and len(single) > 1, desc="grading", unit="study")
-            frames = [report(grader.grade(folder)) for folder in bar]
+        if root_mode:
+            frames, studies, images, order = _grade_dataset_root(grader, folders[0], report_dir, progress)
+        else:
+            frames, studies = _grade_study_folders(grader, folders, report_dir, progress)
             images, order = None, None
-        else:
-            images, descriptions, studies, order = _root_studies(single[0])
-            for study in progress_bar(studies, show=progress, desc="grading", unit="study"):
-                folder = images / str(study)
-                if not folder.is_dir():
-                    text = f"no image folder {folder}; all 25 rows from the prior"
-                    grader.messages.append(f"study {study}: {text}")
-                    grader.summaries.append(f"study {study}: {text}")
-                    frames.append(grader.prior_rows(study))
-                    continue
-                frames.append(report(grader.grade_or_prior(folder, descriptions)))
-    columns = ["row_id", *PROBABILITY_COLUMNS]
-    rows = pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
-    if root_mode:
-        if order is not None:
-            rows = rows.set_index("row_id").reindex(order).reset_index()
-        else:
-            rows = rows.sort_values("row_id", kind="stable").reset_index(drop=True)
-    coords = [c for c in grader.coordinates if not c.empty]
-    coordinates = (pd.concat(coords, ignore_index=True) if coords
-                   else pd.DataFrame(columns=list(COORDINATE_COLUMNS)))
+
+    # ---- assemble: submission rows, predicted points, and the phantom-vs-real warning ----
+    rows = _submission_rows(frames, root_mode, order)
+    coordinates = _cohort_coordinates(grader)
     warning = grader.mismatch_warning()
     if warning:
         log.warning(warning)

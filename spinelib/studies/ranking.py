@@ -50,6 +50,7 @@ from spinelib.models.ranking import SCORE_OBJECTIVES, OrdinalModel
 from spinelib.models.resnet import resnet3d18
 from spinelib.params.ranking import (LossParams, Phase1Params, Phase2Params, RunsParams, TrainParams,
                                      VolumesParams)
+from spinelib.paths import resolve
 from spinelib.progress import progress_bar
 from spinelib.tasks import TaskSet, volume_labels
 from spinelib.train import FitResult, TrainConfig, fit, load_checkpoint, make_loader, resolve_device, seed_everything
@@ -105,9 +106,13 @@ def has_phantom_truth(config: Mapping[str, Any]) -> bool:
     """Whether the cohort behind a crop store's config has the phantom's true latents (truth_csv applies).
 
     A converter store says ``phantom_truth: false``; one converted before that key existed is recognised by its
-    declared ``tasks``; the phantom's store declares neither.
+    declared ``tasks``. Notebook 01's store declares neither: then the cohort is the phantom when its data root holds
+    the generator's ``phantom_params.json`` (real RSNA data does not, so its truth columns switch off by themselves).
     """
-    return bool(config.get("phantom_truth", "tasks" not in config))
+    if "phantom_truth" in config or "tasks" in config:
+        return bool(config.get("phantom_truth", False))
+    data_root = config.get("data_root")
+    return bool(data_root) and (resolve(data_root) / "phantom_params.json").is_file()
 
 
 def volumes_for_store(store: CropStore, volumes: VolumesParams) -> VolumesParams:

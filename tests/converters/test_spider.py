@@ -395,5 +395,11 @@ def test_a_phantom_store_keeps_the_params(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"data_root": "data/phantom", "split_unit": "patient"}))
     volumes = RankingParams().volumes
     assert ranking.volumes_for_store(open_store(tmp_path), volumes) is volumes
-    assert ranking.has_phantom_truth({"data_root": "data/phantom"})
     assert not ranking.has_phantom_truth({"tasks": {"pfirrmann": 5}})   # converted before phantom_truth existed
+    assert not ranking.has_phantom_truth({"tasks": {"pfirrmann": 5}, "phantom_truth": False})
+    # notebook 01's store: the phantom when its data root holds the generator's record, real data otherwise
+    phantom, real = tmp_path / "phantom", tmp_path / "raw"
+    phantom.mkdir(), real.mkdir()
+    (phantom / "phantom_params.json").write_text("{}")
+    assert ranking.has_phantom_truth({"data_root": str(phantom)})
+    assert not ranking.has_phantom_truth({"data_root": str(real)})
