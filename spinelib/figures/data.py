@@ -66,9 +66,13 @@ def acquisition_by_centre(headers: pd.DataFrame) -> plt.Figure:
     columns = [c for c in ("pixel_spacing", "rows", "slice_thickness") if c in headers]
     fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.4))
     for ax, column in zip(np.atleast_1d(axes), columns):
-        # one legend (last panel) for the three series types
+        # one legend (last panel) for the three series types. seaborn draws the strip jitter from NumPy's global
+        # generator: seed it for this call (and put its state back), so the figure is the same on every run
+        state = np.random.get_state()
+        np.random.seed(0)
         sns.stripplot(data=headers, x="centre", y=column, hue="series_description", dodge=True, size=3, ax=ax,
                       legend=ax is np.atleast_1d(axes)[-1])
+        np.random.set_state(state)
         ax.tick_params(axis="x", labelrotation=30, labelsize=8)
     fig.tight_layout()
     return fig
