@@ -47,14 +47,56 @@ def measure(command: list[str]) -> tuple[float, float]:
     return float(seconds), float(kb) / 1024
 
 
-def run(sizes: list[int], work: Path, models: Path) -> dict:
-    """Rows (stage, studies, seconds, peak_mb) for every size, and the fitted extrapolation per stage."""
+def upscale_cohort(root: Path, factor: int) -> None:
+    """Rewrite every DICOM of the phantom at ``root`` with ``factor`` times the pixels per axis, same field of view.
+
+    RSNA's matrices are 384-800 px, the phantom's 160-304: factor 2 gives sagittal 512-608 px and axial
+    320-384 px. Each pixel is repeated ``factor`` x ``factor`` times (nearest neighbour: decoding cost is what is
+    measured, not image quality), PixelSpacing divided by ``factor``, ImagePositionPatient moved to the new first
+    pixel's centre, and the file re-encoded as RLE Lossless like the original; the coordinates CSV is scaled alike.
+    """
+    import pandas as pd
+    import pydicom
+    from pydicom.uid import RLELossless
+
+    for path in sorted(root.rglob("*.dcm")):
+        ds = pydicom.dcmread(path)
+        pixels = ds.pixel_array
+        row_spacing, col_spacing = (float(v) for v in ds.PixelSpacing)
+        across_cols, down_rows = np.asarray(ds.ImageOrientationPatient[:3], float), np.asarray(
+            ds.ImageOrientationPatient[3:], float)
+        # the first pixel's centre moves back by (factor - 1) / (2 factor) of an old pixel along both axes
+        shift = (factor - 1) / (2 * factor) * (col_spacing * across_cols + row_spacing * down_rows)
+        ds.ImagePositionPatient = [round(v, 6) for v in (np.asarray(ds.ImagePositionPatient, float) - shift)]
+        ds.PixelSpacing = [round(row_spacing / factor, 6), round(col_spacing / factor, 6)]
+        large = np.repeat(np.repeat(pixels, factor, axis=0), factor, axis=1)
+        ds.Rows, ds.Columns = large.shape
+        if ds.file_meta.TransferSyntaxUID == RLELossless:
+            ds.compress(RLELossless, large, generate_instance_uid=False)
+        else:
+            ds.PixelData = large.astype(pixels.dtype).tobytes()
+        ds.save_as(path)
+    coordinates = root / "train_label_coordinates.csv"
+    if coordinates.is_file():
+        table = pd.read_csv(coordinates)
+        table[["x", "y"]] = table[["x", "y"]] * factor + (factor - 1) / 2   # pixel centres of the repeated grid
+        table.to_csv(coordinates, index=False)
+
+
+def run(sizes: list[int], work: Path, models: Path, upscale: int = 1) -> dict:
+    """Rows (stage, studies, seconds, peak_mb) for every size, and the fitted extrapolation per stage.
+
+    ``upscale`` > 1: the phantom's files rewritten at that many times the pixels per axis (:func:`upscale_cohort`),
+    to measure at RSNA-sized matrices.
+    """
     rows = []
     spinelib = [sys.executable, "-m", "spinelib.cli"]
     for n in sizes:
         root = work / f"phantom_{n}"
         subprocess.run([*spinelib, "phantom", str(root), "--studies", str(n), "--test-studies", "2", "--seed", "0",
                         "--workers", "2", "--quiet"], check=True)
+        if upscale > 1:
+            upscale_cohort(root, upscale)
         files = sum(1 for _ in root.rglob("*.dcm"))
         seconds, peak = measure([*spinelib, "check-data", str(root), "--json"])
         rows.append({"stage": "check-data", "studies": n, "files": files, "seconds": seconds, "peak_mb": peak})
@@ -79,23 +121,25 @@ def run(sizes: list[int], work: Path, models: Path) -> dict:
         mem_slope = np.polyfit(n, [r["peak_mb"] for r in part], 1)[0]
         fits[stage] = {"seconds_per_study": slope, "seconds_fixed": intercept,
                        "rsna_minutes": (intercept + slope * RSNA_STUDIES) / 60, "peak_mb_per_study": mem_slope}
-    return {"rows": rows, "fits": fits}
+    return {"upscale": upscale, "rows": rows, "fits": fits}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[20, 40, 80], help="cohort sizes (studies)")
     parser.add_argument("--models", default="models", help="the pipeline's models/ (for the grade row)")
+    parser.add_argument("--upscale", type=int, default=1,
+                        help="rewrite the phantom's images at this many times the pixels per axis (2: RSNA-sized)")
     parser.add_argument("--out", help="also write the result as JSON")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="rsna-scale-") as work:
-        result = run(args.sizes, Path(work), Path(args.models))
+        result = run(args.sizes, Path(work), Path(args.models), args.upscale)
     for r in result["rows"]:
         print(f"{r['stage']:<24} {r['studies']:>5} studies {r['files']:>7} files {r['seconds']:8.1f} s "
               f"{r['peak_mb']:8.0f} MB peak")
     for stage, f in result["fits"].items():
         print(f"{stage}: {f['seconds_per_study']:.3f} s/study (+{f['seconds_fixed']:.1f} s); "
-              f"{RSNA_STUDIES} studies -> {f['rsna_minutes']:.1f} min at these matrices; "
+              f"{RSNA_STUDIES} studies -> {f['rsna_minutes']:.1f} min at these matrices (upscale {result['upscale']}); "
               f"peak memory {f['peak_mb_per_study']:+.2f} MB per extra study")
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
