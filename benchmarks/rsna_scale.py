@@ -10,10 +10,12 @@ time and peak resident memory (the largest of the process and anything it waited
 
 A straight line through (studies, seconds) extrapolates the time to the RSNA training cohort (1,975 studies); the
 peak memory should not grow with the number of studies (the stages stream the cohort). The phantom's matrices
-(256-304 px) are smaller than RSNA's (384-800 px): decoding time grows about with the pixel count, so the RSNA
-figure is a lower bound; say so when you quote it. Run from the repository root:
+(160-304 px) are smaller than RSNA's (384-800 px); ``--upscale 2`` rewrites every file with twice the pixels per
+axis over the same field of view (:func:`upscale_cohort`) to measure at RSNA-sized matrices. Run from the
+repository root:
 
     python benchmarks/rsna_scale.py --sizes 20 40 80 --out benchmarks/rsna_scale.json
+    python benchmarks/rsna_scale.py --sizes 20 40 80 --upscale 2 --out benchmarks/rsna_scale_x2.json
 """
 
 from __future__ import annotations
