@@ -8,11 +8,13 @@ printed, when it fails.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -53,6 +55,28 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     session.config.stash[RUN_FAILED] = exitstatus != 0
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """``load_script(path)``: a script of benchmarks/ or tools/ (folders of scripts, not packages) as a module.
+
+    The module is registered in ``sys.modules`` under its file's stem while the tests run (dataclasses look their
+    module up there while a class is created) and removed at the end of the session.
+    """
+    loaded: list[str] = []
+
+    def load(path: Path) -> ModuleType:
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        loaded.append(spec.name)
+        return module
+
+    yield load
+    for name in loaded:
+        sys.modules.pop(name, None)
 
 
 def _write_dicom(

@@ -6,7 +6,6 @@ Skipped where Debian's chromium / chromium-driver are not installed (CI has neit
 from __future__ import annotations
 
 import base64
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -25,15 +24,13 @@ PIXEL = base64.b64decode(
 )
 
 
-def _load(name: str):
-    """Import tools/<name>.py (tools/ is a folder of scripts, not a package; browser_check imports its sibling)."""
+@pytest.fixture(scope="module")
+def load_tool(load_script):
+    """``load_tool(name)``: tools/<name>.py as a module (browser_check imports its sibling, so tools/ goes on the
+    path)."""
     if str(ROOT / "tools") not in sys.path:
         sys.path.insert(0, str(ROOT / "tools"))
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return lambda name: load_script(ROOT / "tools" / f"{name}.py")
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +48,8 @@ def pages(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def tool():
-    return _load("browser_check")
+def tool(load_tool):
+    return load_tool("browser_check")
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +93,8 @@ def test_main_exits_1_on_a_fail_and_prints_a_line_per_page(tool, pages, tmp_path
     assert tool.main(["--page", str(pages["good"]), "--out", str(tmp_path)]) == 0
 
 
-def test_plots_template_inlines_the_scripts_and_keeps_dvc_placeholders(tmp_path):
-    builders = _load("page_builders")
+def test_plots_template_inlines_the_scripts_and_keeps_dvc_placeholders(load_tool, tmp_path):
+    builders = load_tool("page_builders")
     js = {}
     for _, _, marker in builders.VEGA_JS:
         path = tmp_path / f"{len(js)}.js"

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,14 +13,9 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
 
 
 @pytest.fixture(scope="module")
-def gpu_check():
+def gpu_check(load_script):
     """The script as a module (benchmarks/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gpu_check"] = module   # dataclasses look their module up while the class is created
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("gpu_check", None)
+    return load_script(SCRIPT)
 
 
 def test_no_cuda_prints_one_line_and_exits_2(gpu_check, monkeypatch, capsys):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -15,18 +14,11 @@ from spinelib.phantom import generate_phantom
 BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "rsna_scale.py"
 
 
-def _benchmark():
-    spec = importlib.util.spec_from_file_location("rsna_scale", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_upscaled_cohort_has_twice_the_pixels_over_the_same_anatomy(tmp_path):
+def test_upscaled_cohort_has_twice_the_pixels_over_the_same_anatomy(load_script, tmp_path):
     small, large = tmp_path / "small", tmp_path / "large"
     for root in (small, large):
         generate_phantom(root, studies=1, seed=0, test_studies=0, progress=False)
-    _benchmark().upscale_cohort(large, 2)
+    load_script(BENCHMARK).upscale_cohort(large, 2)
     series = sorted(p for p in (small / "train_images").glob("*/*") if p.is_dir())[0]
     before, after = read_series(series), read_series(large / series.relative_to(small))
     assert after.pixels.shape[1:] == (2 * before.pixels.shape[1], 2 * before.pixels.shape[2])
