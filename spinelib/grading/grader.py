@@ -158,8 +158,11 @@ class Grader:
                              f"mean ± std over {len(self.scorer.views)} test-time views of the disc volume cut at "
                              "the predicted spinal canal point." + "".join(f" Not scored: {s}." for s in skipped))
 
-    def prior_rows(self, study_id: int) -> pd.DataFrame:
-        """The 25 submission rows of a study, every one the training prior."""
+    def prior_rows(self, study_id: int, why: str) -> pd.DataFrame:
+        """The 25 submission rows of a study, every one the training prior; ``why`` goes to the log and summary."""
+        text = f"{why}; all 25 rows from the prior"
+        self.messages.append(f"study {study_id}: {text}")
+        self.summaries.append(f"study {study_id}: {text}")
         self.rows_from_prior += len(row_ids(study_id))
         return _normalised(self._study_prior(study_id))
 
@@ -176,11 +179,10 @@ class Grader:
         try:
             return self.grade(study_dir, descriptions)
         except Exception as err:  # one bad study must not stop a cohort: log it and go on
-            text = f"grading failed ({type(err).__name__}: {err}); all 25 rows from the prior"
-            self.messages.append(f"study {study_id}: {text}")
-            self.summaries.append(f"study {study_id}: {text}")
-            log.warning("study %s: %s", study_id, text, exc_info=log.isEnabledFor(logging.DEBUG))
-            return self.prior_rows(study_id)
+            why = f"grading failed ({type(err).__name__}: {err})"
+            log.warning("study %s: %s; all 25 rows from the prior", study_id, why,
+                        exc_info=log.isEnabledFor(logging.DEBUG))
+            return self.prior_rows(study_id, why)
 
     def _grade_points(self, study_id: int, points: pd.DataFrame, volumes: dict) -> pd.DataFrame:
         """Probabilities of every localised point whose bag could be cut (row_id + the three columns)."""
@@ -199,15 +201,6 @@ class Grader:
             rows.append(pd.DataFrame(proba.astype(np.float64), columns=list(PROBABILITY_COLUMNS)).assign(row_id=ids))
         columns = ["row_id", *PROBABILITY_COLUMNS]
         return pd.concat(rows, ignore_index=True)[columns] if rows else pd.DataFrame(columns=columns)
-
-
-def grade_studies(study_dirs: list[Path], localisation_dir: Path, mil_dir: Path) -> tuple[pd.DataFrame, list[str]]:
-    """Submission rows of several study folders, and the log of rows that came from the prior."""
-    grader = Grader.load(localisation_dir, mil_dir)
-    with torch.inference_mode():
-        frames = [grader.grade(folder) for folder in study_dirs]
-    return pd.concat(frames, ignore_index=True), grader.messages
-
 
 
 def predicted_coordinates(study_id: int, points: pd.DataFrame) -> pd.DataFrame:
@@ -239,7 +232,7 @@ class CohortGrades:
 
     rows: pd.DataFrame              # row_id + PROBABILITY_COLUMNS, in submission order
     coordinates: pd.DataFrame       # COORDINATE_COLUMNS, one row per localised (study, condition, level)
-    messages: list[str]             # every note, as grade_studies returns them
+    messages: list[str]             # every note, in grading order
     summaries: list[str]            # one line per study that needed the prior, and why
     studies: list[int]              # the studies graded, in order
     rows_from_prior: int = 0        # submission rows that hold the training prior
@@ -334,10 +327,7 @@ def _grade_dataset_root(grader: Grader, root: Path, report_dir: Path | None, pro
     for study in progress_bar(studies, show=progress, desc="grading", unit="study"):
         folder = images / str(study)
         if not folder.is_dir():
-            text = f"no image folder {folder}; all 25 rows from the prior"
-            grader.messages.append(f"study {study}: {text}")
-            grader.summaries.append(f"study {study}: {text}")
-            frames.append(grader.prior_rows(study))
+            frames.append(grader.prior_rows(study, f"no image folder {folder}"))
             continue
         frames.append(_write_report(grader, grader.grade_or_prior(folder, descriptions), report_dir))
     return frames, studies, images, order
@@ -377,8 +367,8 @@ def grade_cohort(paths: list[Path] | Path, localisation_dir: Path, mil_dir: Path
     study folders. For a root: studies in ``sample_submission.csv`` order
     when it exists (a listed study without an image folder gets the prior,
     logged), else every study folder with rows sorted by row id; a study that
-    fails gets the prior. Study folders are graded as :func:`grade_studies`
-    does (an error stops the run). ``grader`` (e.g. one with ``keep_views``)
+    fails gets the prior. Study folders are graded in the order given (an
+    error stops the run). ``grader`` (e.g. one with ``keep_views``)
     replaces loading the models from the two folders. ``ranking_dir``, with
     ``report_dir``: add the ranking run's continuous score per disc to each
     report (settings from ``params_dir``). ``report_dir``: also
