@@ -376,6 +376,151 @@ def _resume(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, sched
     return run, finished
 
 
+def _checkpoint_folder(config: TrainConfig) -> tuple[Path | None, bool]:
+    """The checkpoint folder (None: none) and whether this process writes to it; the writer creates it.
+
+    Under DDP every rank trains and validates, but only rank 0 touches the folder (no write races).
+    """
+    out = Path(config.checkpoint_dir) if config.checkpoint_dir is not None else None
+    writes = out is not None and is_main_process()
+    if writes:
+        out.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+    return out, writes
+
+
+def _start_or_resume(out: Path | None, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                     scaler: torch.amp.GradScaler, config: TrainConfig, writes: bool) -> tuple[_Progress, bool]:
+    """Fresh progress, or the run in ``out/last.pt`` when resuming; returns it and whether that run had finished.
+
+    Refuses to train on from a finished marker that asks for more epochs (see ``fit``).
+    """
+    if out is None or not config.resume or not (out / "last.pt").exists():
+        return _Progress(), False
+    run, finished = _resume(out, model, optimizer, scheduler, scaler, config, writes)
+    # A finished marker keeps no optimiser state, so training on from it would silently differ from one
+    # uninterrupted run; an early-stopped finished run asked for more epochs is fine (it stays stopped).
+    if finished and len(run.history) < config.epochs and not run.stop(config):
+        raise ValueError(f"{out / 'last.pt'} marks a finished run of {len(run.history)} epochs, kept without "
+                         f"optimiser state; it cannot go on to {config.epochs} epochs (set resume=False or "
+                         f"use another checkpoint_dir)")
+    return run, finished
+
+
+def _wrap_for_ddp(model: nn.Module, device: torch.device) -> nn.Module:
+    """The module that trains: ``model`` DDP-wrapped under torchrun (gradients averaged over ranks), else itself."""
+    if not is_distributed():
+        return model
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def _begin_epoch(epoch: int, seed: int, train_loader: Iterable) -> None:
+    """Reseed every RNG from ``(seed, epoch)`` and tell the sampler the epoch, so no draw depends on a resume."""
+    _seed_all(_derived_seed(seed, epoch))
+    # a DistributedSampler shuffles by its epoch number: without this every epoch sees the same order
+    if hasattr(getattr(train_loader, "sampler", None), "set_epoch"):
+        train_loader.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
+
+
+def _learning_rates(optimizer: torch.optim.Optimizer) -> dict[str, float]:
+    """The current learning rate of each parameter group, as history columns ``lr_0``, ``lr_1``, ..."""
+    return {f"lr_{i}": float(group["lr"]) for i, group in enumerate(optimizer.param_groups)}
+
+
+def _train_checked(net: nn.Module, task: Task, loader: Iterable, optimizer: torch.optim.Optimizer,
+                   scaler: torch.amp.GradScaler, device: torch.device, autocast: dict[str, Any],
+                   config: TrainConfig, epoch: int, show: bool) -> float:
+    """``_train_epoch`` under its own progress bar; raises ``FloatingPointError`` when the mean loss is not finite.
+
+    A diverged loss stops the run at once: later epochs and checkpoints would only carry NaN weights.
+    """
+    with progress_bar(show=show, total=len(loader), desc=f"epoch {epoch + 1}/{config.epochs}",  # type: ignore[arg-type]
+                      leave=False, mininterval=2.0) as bar:
+        train_loss = _train_epoch(net, task, loader, optimizer, scaler, device, autocast, config.grad_clip, bar)
+    if not math.isfinite(train_loss):
+        raise FloatingPointError(f"epoch {epoch + 1}: training loss is {train_loss}")
+    return train_loss
+
+
+def _validate(model: nn.Module, task: Task, val_loader: Iterable | None, device: torch.device) -> dict[str, float]:
+    """``task.evaluate`` on the bare model in eval mode, without gradients, averaged over ranks; {} without a loader.
+
+    Runs in full precision (no autocast): metrics as reported, and no bf16 reaching numpy.
+    """
+    if val_loader is None:
+        return {}
+    model.eval()
+    with torch.no_grad():
+        metrics = {k: float(v) for k, v in task.evaluate(model, val_loader, device).items()}
+    # each rank validated its own shard: the mean makes every rank see the same value, so all ranks take the
+    # same scheduler step and the same early-stopping decision
+    return mean_over_ranks(metrics, device)
+
+
+def _epoch_row(epoch: int, train_loss: float, learning_rates: dict[str, float], metrics: dict[str, float],
+               monitor: str) -> tuple[dict[str, float], float]:
+    """The epoch's history row (without its wall time) and its monitored value.
+
+    Raises ``KeyError`` when ``monitor`` is not in the row: a misspelt monitor fails after the first epoch,
+    before any checkpoint claims a best epoch.
+    """
+    row = {"epoch": epoch + 1, "train_loss": train_loss, **learning_rates, **metrics}
+    if monitor not in row:
+        raise KeyError(f"monitor {monitor!r} is not among the metrics {sorted(row)}")
+    return row, row[monitor]
+
+
+def _step_scheduler(scheduler: Any, value: float) -> None:
+    """End-of-epoch scheduler step: ``ReduceLROnPlateau`` on the monitored value, any other without arguments."""
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(value)
+    elif scheduler is not None:
+        scheduler.step()
+
+
+def _update_best(run: _Progress, epoch: int, value: float, model: nn.Module, mode: str) -> bool:
+    """When ``value`` improves on the best, make ``epoch`` (0-based) the best one in ``run``; returns whether it did.
+
+    The weights are copied to the CPU: the model keeps training in place, and GPU memory is not spent on a
+    second copy.
+    """
+    improved = run.improved(value, mode)
+    if improved:
+        run.best_epoch, run.best_metric, run.best_state = epoch + 1, value, _cpu_state(model)
+    return improved
+
+
+def _save_epoch(out: Path, run: _Progress, config: TrainConfig, model: nn.Module, improved: bool,
+                optimizer: torch.optim.Optimizer, scheduler: Any, scaler: torch.amp.GradScaler) -> None:
+    """Write ``last.pt``, then ``best.pt`` when the epoch improved, then the whole ``history.csv``, each atomically.
+
+    ``last.pt`` comes first: a run stopped before ``best.pt`` is written finds the best weights in ``last.pt``.
+    """
+    # When this epoch is the best, its weights were just copied: reuse that copy.
+    weights = run.best_state if improved else _cpu_state(model)
+    last = _last_checkpoint(weights, run, config, optimizer=optimizer.state_dict(),
+                            scheduler=scheduler.state_dict() if scheduler is not None else None,
+                            scaler=scaler.state_dict())
+    _write_atomically(out / "last.pt", lambda p: torch.save(last, p))
+    if improved:
+        _write_best(out, run, config)
+    # rewritten whole each epoch, so an interrupted run leaves a readable history
+    _write_atomically(out / "history.csv", lambda p: pd.DataFrame(run.history).to_csv(p, index=False))
+
+
+def _write_finished(out: Path, run: _Progress, config: TrainConfig) -> None:
+    """Replace ``last.pt`` by the slim ``finished`` marker: progress, RNG state and config, no weights or states."""
+    marker = _last_checkpoint(None, run, config, finished=True)
+    _write_atomically(out / "last.pt", lambda p: torch.save(marker, p))
+
+
+def _result(run: _Progress, model: nn.Module, out: Path | None) -> FitResult:
+    """The ``FitResult`` of ``run``; when no epoch was run, the model's current weights with best epoch 0 and NaN."""
+    if run.best_state is None:
+        return FitResult(pd.DataFrame(run.history), 0, float("nan"), _cpu_state(model), out)
+    return FitResult(pd.DataFrame(run.history), int(run.best_epoch), float(run.best_metric),  # type: ignore[arg-type]
+                     run.best_state, out)
+
+
 def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterable | None,
         optimizer: torch.optim.Optimizer, config: TrainConfig, scheduler: Any = None) -> FitResult:
     """Train ``model`` in place for ``config.epochs`` epochs (resuming from ``checkpoint_dir/last.pt``).
@@ -391,112 +536,48 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
     asking for more epochs than it ran raises ``ValueError``: its optimiser
     state is gone.
     """
-    # ---- set-up: seeds, device, precision, checkpoint folder ----
+    # ---- set-up: seeds, device, precision, checkpoint folder, resume ----
     seed_everything(config.seed)
     device, amp_dtype, hook = _place_on_device(model, config)
     # Loss scaling is needed for fp16 only; bf16 and full precision run with a disabled (pass-through) scaler.
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-    out = Path(config.checkpoint_dir) if config.checkpoint_dir is not None else None
-    # under DDP every rank trains and validates, but only rank 0 touches the checkpoint folder (no write races)
-    writes = out is not None and is_main_process()
-    if writes:
-        out.mkdir(parents=True, exist_ok=True)
-
-    # ---- resume from last.pt when there is one ----
-    run, finished = _Progress(), False
-    if out is not None and config.resume and (out / "last.pt").exists():
-        run, finished = _resume(out, model, optimizer, scheduler, scaler, config, writes)
-        # a finished marker keeps no optimiser state, so training on from it would silently differ from one
-        # uninterrupted run; an early-stopped finished run asked for more epochs is fine (it stays stopped)
-        if finished and len(run.history) < config.epochs and not run.stop(config):
-            raise ValueError(f"{out / 'last.pt'} marks a finished run of {len(run.history)} epochs, kept without "
-                             f"optimiser state; it cannot go on to {config.epochs} epochs (set resume=False or "
-                             f"use another checkpoint_dir)")
-
-    # ---- wrap for DDP and set up the progress bars ----
-    # ``net`` is what trains (DDP-wrapped under torchrun, so gradients are averaged over ranks); ``model`` is the
-    # bare module that evaluation, state dicts and the caller see.
-    net = model
-    if is_distributed():
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    show = config.progress and is_main_process()
+    out, writes = _checkpoint_folder(config)
+    run, finished = _start_or_resume(out, model, optimizer, scheduler, scaler, config, writes)
+    # ``net`` trains (DDP-wrapped under torchrun); ``model`` is the bare module that evaluation, state dicts and
+    # the caller see.
+    net = _wrap_for_ddp(model, device)
     # autocast arguments for _train_epoch; disabled (full precision) when no AMP dtype was chosen
     autocast = dict(device_type=device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
+    show = config.progress and is_main_process()
     # a resumed run starts its bar at the epochs already done, so the bar shows the whole run
     epochs_bar = progress_bar(show=show, total=config.epochs, initial=len(run.history), desc="epochs", mininterval=2.0)
 
-    # ---- the epoch loop; resuming starts at the first epoch not in the history ----
     try:
+        # resuming starts at the first epoch not in the history
         for epoch in range(len(run.history), config.epochs):
             if run.stop(config):
                 break  # also makes resuming an early-stopped run a no-op
-            # ---- epoch set-up: reseed from (seed, epoch) so the epoch's draws do not depend on a resume ----
             start = time.perf_counter()
-            _seed_all(_derived_seed(config.seed, epoch))
-            # a DistributedSampler shuffles by its epoch number: without this every epoch sees the same order
-            if hasattr(getattr(train_loader, "sampler", None), "set_epoch"):
-                train_loader.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
-            # Learning rates as used in this epoch (read before the scheduler steps at its end).
-            learning_rates = {f"lr_{i}": float(group["lr"]) for i, group in enumerate(optimizer.param_groups)}
-            # ---- train ----
-            with progress_bar(show=show, total=len(train_loader), desc=f"epoch {epoch + 1}/{config.epochs}",  # type: ignore[arg-type]
-                              leave=False, mininterval=2.0) as bar:
-                train_loss = _train_epoch(net, task, train_loader, optimizer, scaler, device, autocast,
-                                          config.grad_clip, bar)
-            # stop at once on a diverged loss: later epochs and checkpoints would only carry NaN weights
-            if not math.isfinite(train_loss):
-                raise FloatingPointError(f"epoch {epoch + 1}: training loss is {train_loss}")
-            # ---- validate (on the bare model, in eval mode) ----
-            metrics: dict[str, float] = {}
-            if val_loader is not None:
-                model.eval()
-                with torch.no_grad():  # full precision: metrics as reported, and no bf16 reaching numpy
-                    metrics = {k: float(v) for k, v in task.evaluate(model, val_loader, device).items()}
-                # each rank validated its own shard: the mean makes every rank see the same value, so all
-                # ranks take the same scheduler step and the same early-stopping decision
-                metrics = mean_over_ranks(metrics, device)
-            # ---- record the epoch and step the scheduler ----
-            row = {"epoch": epoch + 1, "train_loss": train_loss, **learning_rates, **metrics}
-            # a misspelt monitor fails after the first epoch, before any checkpoint claims a best epoch
-            if config.monitor not in row:
-                raise KeyError(f"monitor {config.monitor!r} is not among the metrics {sorted(row)}")
-            value = row[config.monitor]
-            # the epoch's wall time is logged but added after the monitor check, so it can never be monitored
+            _begin_epoch(epoch, config.seed, train_loader)
+            learning_rates = _learning_rates(optimizer)  # as used in this epoch: read before the scheduler steps
+            train_loss = _train_checked(net, task, train_loader, optimizer, scaler, device, autocast, config,
+                                        epoch, show)
+            metrics = _validate(model, task, val_loader, device)
+            row, value = _epoch_row(epoch, train_loss, learning_rates, metrics, config.monitor)
+            # the wall time is added after the monitor check in _epoch_row, so it can never be monitored
             run.history.append({**row, "seconds": time.perf_counter() - start})
-            # ReduceLROnPlateau needs the monitored value; every other scheduler steps once per epoch
-            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                scheduler.step(value)
-            elif scheduler is not None:
-                scheduler.step()
-            # ---- best weights and checkpoints ----
-            improved = run.improved(value, config.mode)
-            if improved:
-                # a CPU copy: the model keeps training in place, and GPU memory is not spent on a second copy
-                run.best_epoch, run.best_metric, run.best_state = epoch + 1, value, _cpu_state(model)
-            if writes:  # last.pt first: a run stopped before best.pt is written finds the best weights in last.pt
-                # When this epoch is the best, its weights were just copied: reuse that copy.
-                weights = run.best_state if improved else _cpu_state(model)
-                last = _last_checkpoint(weights, run, config, optimizer=optimizer.state_dict(),
-                             scheduler=scheduler.state_dict() if scheduler is not None else None,
-                             scaler=scaler.state_dict())
-                _write_atomically(out / "last.pt", lambda p: torch.save(last, p))
-                if improved:
-                    _write_best(out, run, config)
-                # rewritten whole each epoch, atomically, so an interrupted run leaves a readable history
-                _write_atomically(out / "history.csv", lambda p: pd.DataFrame(run.history).to_csv(p, index=False))
+            _step_scheduler(scheduler, value)
+            improved = _update_best(run, epoch, value, model, config.mode)
+            if writes:
+                _save_epoch(out, run, config, model, improved, optimizer, scheduler, scaler)  # type: ignore[arg-type]
             epochs_bar.update()
             epochs_bar.set_postfix({"train_loss": f"{train_loss:.4g}", config.monitor: f"{value:.4g}"})
-        # ---- end of training ----
-        if writes and run.history and not finished:  # ended normally: the slim marker replaces last.pt
-            marker = _last_checkpoint(None, run, config, finished=True)
-            _write_atomically(out / "last.pt", lambda p: torch.save(marker, p))
+        # ended normally (all epochs or early stop): the slim marker replaces last.pt; a finished folder has one
+        if writes and run.history and not finished:
+            _write_finished(out, run, config)  # type: ignore[arg-type]
     finally:
         # Also on an exception: close the bar and remove the channels_last hook so the model is left as it came.
         epochs_bar.close()
         if hook is not None:
             hook.remove()
-
-    # ---- result: the best epoch's weights (or, when no epoch ran, the current ones with a NaN metric) ----
-    if run.best_state is None:  # no epoch was run
-        return FitResult(pd.DataFrame(run.history), 0, float("nan"), _cpu_state(model), out)
-    return FitResult(pd.DataFrame(run.history), int(run.best_epoch), float(run.best_metric), run.best_state, out)
+    return _result(run, model, out)
