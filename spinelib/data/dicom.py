@@ -257,6 +257,9 @@ class Volume:
     # (S, 6) orientation of every slice: axial series may hold blocks of slices
     # with different orientations. None means every slice has ``orientation``.
     orientations: np.ndarray | None = None
+    # the file meta ImplementationVersionName of the first usable file (name order): who wrote the series, e.g.
+    # the phantom's stamp; "" when the file names none
+    implementation_version_name: str = ""
 
     @property
     def normal(self) -> np.ndarray:
@@ -347,6 +350,134 @@ def _sort_order(positions: np.ndarray, orientations: np.ndarray, instances: np.n
     return np.lexsort((instances, along))   # by position; equal positions by instance number (deterministic)
 
 
+def _implementation_name(ds: pydicom.Dataset) -> str:
+    """The file meta ``ImplementationVersionName`` (the writing software's name), "" without one.
+
+    Recorded so that callers can tell who wrote a series (e.g. the phantom's stamp) without reading a file again.
+    """
+    return str(getattr(getattr(ds, "file_meta", None), "ImplementationVersionName", ""))
+
+
+def _series_header(ds: pydicom.Dataset) -> dict:
+    """:func:`_geometry` plus the writer's implementation name: what :func:`read_series` keeps of each header."""
+    return {**_geometry(ds), "implementation_version_name": _implementation_name(ds)}
+
+
+def _series_paths(series_dir: Path) -> list[Path]:
+    """The series' ``*.dcm`` files in name order.
+
+    A missing or empty folder raises :class:`SeriesReadError` (an error for the caller, not a failure entry). The
+    order only makes failures and the progress bar stable: slices are ordered later by geometry, since file names
+    need not follow the anatomy.
+    """
+    if not series_dir.is_dir():
+        raise SeriesReadError(f"{series_dir}: series folder not found")
+    paths = sorted(series_dir.glob("*.dcm"))
+    if not paths:
+        raise SeriesReadError(f"{series_dir}: no .dcm files")
+    return paths
+
+
+def _read_slice(path: Path) -> tuple[dict, np.ndarray] | ReadFailure:
+    """One file's header (with its ``path``) and stored pixels, or the :class:`ReadFailure` saying why it is unusable.
+
+    The pixels are stored values, not rescaled yet: rescaling happens once, straight into the stacked array, so a
+    slice is never held twice in float32. A slice missing a geometry tag (position, orientation, pixel spacing,
+    instance number) cannot be placed in the stack, so it is as good as unreadable.
+    """
+    try:
+        header, image = _read_stored(path, _series_header)
+    except (InstanceReadError, OSError) as exc:
+        return ReadFailure(str(path), getattr(exc, "reason", str(exc)))
+    reason = _geometry_failure(header)
+    if reason is not None:
+        return ReadFailure(str(path), reason)
+    header["path"] = str(path)   # remembered for the matrix check, which reports failures by file
+    return header, image
+
+
+def _read_slices(paths: list[Path], *, progress: bool, desc: str
+                 ) -> tuple[list[dict], list[np.ndarray], list[ReadFailure]]:
+    """(headers, stored images, failures) of the usable files, each file read once, in ``paths`` order."""
+    headers: list[dict] = []
+    images: list[np.ndarray] = []
+    failures: list[ReadFailure] = []
+    for path in progress_bar(paths, show=progress, desc=desc, leave=False):
+        result = _read_slice(path)
+        if isinstance(result, ReadFailure):
+            failures.append(result)
+            continue
+        headers.append(result[0])
+        images.append(result[1])
+    return headers, images, failures
+
+
+def _keep_majority_matrix(headers: list[dict], images: list[np.ndarray]
+                          ) -> tuple[list[dict], list[np.ndarray], list[ReadFailure]]:
+    """(headers, images) of the slices with the series' most common matrix, and a failure for each other slice.
+
+    A stray localiser or resized slice cannot be stacked. Ties go to the matrix seen first; with no images,
+    nothing changes.
+    """
+    if not images:
+        return headers, images, []
+    majority, _ = Counter(image.shape for image in images).most_common(1)[0]
+    keep = [image.shape == majority for image in images]
+    dropped = [ReadFailure(header["path"], f"matrix {image.shape[0]}x{image.shape[1]} "
+                                           f"differs from the series' {majority[0]}x{majority[1]}")
+               for header, image, kept in zip(headers, images, keep) if not kept]
+    return ([h for h, k in zip(headers, keep) if k], [i for i, k in zip(images, keep) if k], dropped)
+
+
+def _no_slice_error(series_dir: Path, failures: list[ReadFailure]) -> SeriesReadError:
+    """The error when nothing usable is left: every file's reason, since one cause usually explains all."""
+    reasons = "; ".join(f"{Path(f.path).name}: {f.reason}" for f in failures)
+    return SeriesReadError(f"{series_dir}: no readable slice ({reasons})")
+
+
+def _geometric_order(headers: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(order, positions, orientations, instance numbers), the last three already in that order.
+
+    ``order`` (S,) indexes ``headers``: position along the mean slice normal, ties broken by instance number
+    (see :func:`_sort_order`).
+    """
+    positions = np.stack([h["position"] for h in headers])
+    orientations = np.stack([h["orientation"] for h in headers])
+    instances = np.asarray([h["instance_number"] for h in headers], dtype=np.int64)
+    order = _sort_order(positions, orientations, instances)
+    return order, positions[order], orientations[order], instances[order]
+
+
+def _stack_pixels(headers: list[dict], images: list[np.ndarray], order: np.ndarray,
+                  normalise: tuple[float, float] | None) -> np.ndarray:
+    """(S, H, W) float32 of the slices in ``order``, rescaled, and windowed over the whole series if ``normalise``.
+
+    Filled slice by slice: one float32 array for the series, no per-slice temporaries. One window for the whole
+    series (not per slice) keeps slices comparable in brightness.
+    """
+    pixels = np.empty((len(order), *images[0].shape), dtype=np.float32)
+    for k, i in enumerate(order):
+        _rescale_into(pixels[k], images[i], headers[i])
+    if normalise is not None:
+        apply_window(pixels, intensity_window(pixels, *normalise))  # ``pixels`` is ours: in place
+    return pixels
+
+
+def _slice_spacing(positions: np.ndarray, orientations: np.ndarray, first: dict) -> float:
+    """The median gap between sorted slice positions along the first slice's normal.
+
+    ``n = r x c`` of the first slice; the gaps are ``|Δ(position · n)|`` between neighbours. A single slice has no
+    gap to measure: then the header's SpacingBetweenSlices (optional in DICOM), else its SliceThickness, of
+    ``first`` (the first slice in sorted order; a series shares them).
+    """
+    normal = np.cross(orientations[0, :3], orientations[0, 3:])
+    gaps = np.abs(np.diff(positions @ normal))
+    if gaps.size:
+        return float(np.median(gaps))
+    fallback = first["spacing_between_slices"]
+    return float(fallback if np.isfinite(fallback) else first["slice_thickness"])
+
+
 def read_series(
     series_dir: Path,
     *,
@@ -362,93 +493,27 @@ def read_series(
     with :func:`normalise_intensity`; ``None`` keeps rescaled intensities.
     Raises :class:`SeriesReadError` when no slice is usable.
     """
-    # ---- find the files: a missing folder or an empty one is an error for the caller, not a failure entry ----
     series_dir = Path(series_dir)
-    if not series_dir.is_dir():
-        raise SeriesReadError(f"{series_dir}: series folder not found")
-    # sorted only so that failures and the progress bar come in a stable order; the slice order is set below
-    # from the geometry, since file names need not follow the anatomy
-    paths = sorted(series_dir.glob("*.dcm"))
-    if not paths:
-        raise SeriesReadError(f"{series_dir}: no .dcm files")
-
-    # ---- read every file once: header and stored pixels; a file that fails is listed, not fatal ----
-    failures: list[ReadFailure] = []
-    headers: list[dict] = []
-    images: list[np.ndarray] = []
-    for path in progress_bar(paths, show=progress, desc=series_dir.name, leave=False):
-        # stored pixels, not rescaled yet: rescaling happens once, straight into the stacked array below, so
-        # each slice is not held twice in float32
-        try:
-            header, image = _read_stored(path, _geometry)
-        except (InstanceReadError, OSError) as exc:
-            failures.append(ReadFailure(str(path), getattr(exc, "reason", str(exc))))
-            continue
-        # a slice missing a geometry tag (position, orientation, pixel spacing, instance number) cannot be placed
-        # in the stack, so it is as good as unreadable
-        reason = _geometry_failure(header)
-        if reason is not None:
-            failures.append(ReadFailure(str(path), reason))
-            continue
-        # remembered for the matrix check below, which reports failures by file
-        header["path"] = str(path)
-        headers.append(header)
-        images.append(image)
-
-    # ---- keep the series' most common matrix: a stray localiser or resized slice cannot be stacked ----
-    if images:
-        majority, _ = Counter(image.shape for image in images).most_common(1)[0]
-        keep = [image.shape == majority for image in images]
-        for header, image, kept in zip(headers, images, keep):
-            if not kept:
-                failures.append(ReadFailure(header["path"], f"matrix {image.shape[0]}x{image.shape[1]} "
-                                            f"differs from the series' {majority[0]}x{majority[1]}"))
-        headers = [h for h, k in zip(headers, keep) if k]
-        images = [i for i, k in zip(images, keep) if k]
-    # nothing usable is left: list every file's reason, since one cause (e.g. a missing tag) usually explains all
+    paths = _series_paths(series_dir)
+    headers, images, failures = _read_slices(paths, progress=progress, desc=series_dir.name)
+    headers, images, odd = _keep_majority_matrix(headers, images)
+    failures += odd
     if not images:
-        reasons = "; ".join(f"{Path(f.path).name}: {f.reason}" for f in failures)
-        raise SeriesReadError(f"{series_dir}: no readable slice ({reasons})")
-
-    # ---- sort in patient geometry and stack into (S, H, W) float32, rescaled ----
-    positions = np.stack([h["position"] for h in headers])
-    orientations = np.stack([h["orientation"] for h in headers])
-    instances = np.asarray([h["instance_number"] for h in headers], dtype=np.int64)
-    # (S,) indices: position along the mean slice normal, ties broken by instance number
-    order = _sort_order(positions, orientations, instances)
-    positions, orientations, instances = positions[order], orientations[order], instances[order]
-    # filled slice by slice in sorted order: one float32 array for the series, no per-slice temporaries
-    pixels = np.empty((len(order), *images[0].shape), dtype=np.float32)
-    for k, i in enumerate(order):
-        _rescale_into(pixels[k], images[i], headers[i])
-    # one window for the whole series (not per slice): slices stay comparable in brightness
-    if normalise is not None:
-        apply_window(pixels, intensity_window(pixels, *normalise))  # ``pixels`` is ours: in place
-
-    # ---- slice spacing: the median gap between positions; one slice: the header's spacing or thickness ----
-    # spacing and thickness are read from the first slice in sorted order; a series shares them
-    first = headers[order[0]]
-    # n = row x column direction cosines of the first slice; the gaps are |Δ(position · n)| between neighbours
-    normal = np.cross(orientations[0, :3], orientations[0, 3:])
-    gaps = np.abs(np.diff(positions @ normal))
-    if gaps.size:
-        slice_spacing = float(np.median(gaps))
-    else:
-        # a single slice has no gap to measure; SpacingBetweenSlices is optional in DICOM, thickness is the
-        # next best estimate
-        fallback = first["spacing_between_slices"]
-        slice_spacing = float(fallback if np.isfinite(fallback) else first["slice_thickness"])
-    # per-slice orientations are kept only when they differ (axial blocks); sagittal series share one
-    same = np.allclose(orientations, orientations[0], atol=1e-4)
-    # ---- assemble: copies of the first slice's orientation and spacing so the Volume owns its arrays ----
+        raise _no_slice_error(series_dir, failures)
+    order, positions, orientations, instances = _geometric_order(headers)
+    first = headers[order[0]]   # spacing is taken from the first slice in sorted order
     return Volume(
-        pixels=pixels,
+        pixels=_stack_pixels(headers, images, order, normalise),
         instance_numbers=instances,
         positions=positions,
+        # copies of the first slice's orientation and spacing, so that the Volume owns its arrays
         orientation=orientations[0].copy(),
         pixel_spacing=first["pixel_spacing"].copy(),
-        slice_spacing=slice_spacing,
+        slice_spacing=_slice_spacing(positions, orientations, first),
         series_dir=series_dir,
         failures=failures,
-        orientations=None if same else orientations,
+        # per-slice orientations are kept only when they differ (axial blocks); sagittal series share one
+        orientations=None if np.allclose(orientations, orientations[0], atol=1e-4) else orientations,
+        # the first usable file in name order, as a study's origin check looked at its first file
+        implementation_version_name=headers[0]["implementation_version_name"],
     )

@@ -32,10 +32,11 @@ from spinelib.competition import PROBABILITY_COLUMNS, row_ids, split_row_id
 from spinelib.constants import CONDITION_SERIES, CONDITION_WORDS, CONDITIONS, LEVEL_WORDS, LEVELS
 from spinelib.crops.bags import BagConfig, cut_bag, source_region
 from spinelib.crops.plan import BAG_KIND
+from spinelib.data.dicom import Volume
 from spinelib.data.rsna import COORDINATE_COLUMNS, read_series_descriptions
 from spinelib.data.study_images import read_study, study_series
 from spinelib.progress import progress_bar
-from spinelib.provenance import mismatch_warning, read_provenance, written_by_phantom
+from spinelib.provenance import PHANTOM_MARK, mismatch_warning, read_provenance
 from spinelib.studies.multistage.grading import load_graders, predict_bags
 from spinelib.studies.multistage.localisation import Localisers, localise_study
 
@@ -51,6 +52,18 @@ def _normalised(rows: pd.DataFrame) -> pd.DataFrame:
     proba = rows[list(PROBABILITY_COLUMNS)].to_numpy(float)
     rows[list(PROBABILITY_COLUMNS)] = proba / proba.sum(axis=1, keepdims=True)
     return rows
+
+
+def written_by_other(volumes: dict[int, Volume]) -> bool:
+    """Whether a study's files were written by something other than the phantom (a scanner, a re-stamp).
+
+    ``volumes``: the study's read series (:func:`read_study` with ``keep_volumes``), in series order. The first
+    one's ``implementation_version_name`` (its first usable file's meta header) is compared with the phantom's
+    stamp, as :func:`spinelib.provenance.written_by_phantom` compares a file's. A study with no readable series
+    cannot be checked and does not count as written by another.
+    """
+    first = next(iter(volumes.values()), None)
+    return first is not None and first.implementation_version_name.strip() != PHANTOM_MARK
 
 
 @dataclass
@@ -83,14 +96,13 @@ class Grader:
         provenance = {"localisation": read_provenance(localisation_dir), "mil": read_provenance(mil_dir)}
         return cls(Localisers.load(Path(localisation_dir)), graders, bags, prior, provenance=provenance)
 
-    def _check_origin(self, study_id: int, study_dir: Path) -> None:
-        """Note a study the phantom did not write (phantom-trained models say nothing about it)."""
-        first = next(iter(sorted(study_dir.rglob("*.dcm"))), None)
-        try:
-            real = first is not None and not written_by_phantom(first)
-        except Exception:   # an unreadable header is reported by read_study; here it only cannot be checked
-            real = False
-        if real:
+    def _check_origin(self, study_id: int, volumes: dict[int, Volume]) -> None:
+        """Note a study the phantom did not write (phantom-trained models say nothing about it).
+
+        Decided from the headers :func:`read_study` already read (see :func:`written_by_other`): no file is read
+        again.
+        """
+        if written_by_other(volumes):
             self.real_studies.append(str(study_id))
 
     def mismatch_warning(self) -> str | None:
@@ -106,11 +118,11 @@ class Grader:
         """25 submission rows of one study folder (``<images>/<study_id>/<series_id>/*.dcm``)."""
         study_dir = Path(study_dir)
         study_id = int(study_dir.name)
-        self._check_origin(study_id, study_dir)
         config = self.localisers.config
         series = study_series(study_dir, descriptions)
         images, volumes, problems = read_study(study_dir, series, config["stack_depth"], config["stack_size"],
                                                config["slice_size"], keep_volumes=True)
+        self._check_origin(study_id, volumes)
         for problem in problems:
             self._note(study_id, problem)
         points = localise_study(images, self.localisers) if images else pd.DataFrame(columns=["condition", "level"])

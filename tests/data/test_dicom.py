@@ -161,3 +161,10 @@ def test_normalise_intensity_windows_percentiles():
     exact = np.percentile(big, [1.0, 99.0])
     assert out.dtype == np.float32 and out.shape == big.shape
     assert np.mean(big <= exact[0]) == pytest.approx(np.mean(out == 0.0), abs=2e-3)
+
+
+def test_volume_records_who_wrote_the_files(sagittal_series, tiny_phantom):
+    folder, _, _ = sagittal_series
+    assert read_series(folder).implementation_version_name.startswith("PYDICOM")   # pydicom's own stamp
+    phantom_series = sorted((tiny_phantom / "train_images").glob("*/*"))[0]
+    assert read_series(phantom_series).implementation_version_name == "SPINELIB_PHANTOM"

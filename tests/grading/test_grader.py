@@ -114,3 +114,71 @@ def test_report_views_carry_each_discs_continuous_score(tiny_phantom, trained):
     assert view.ranking is not None and "Run tiny" in view.ranking_note       # the tiny Stage 1 may miss an image:
     scored = set(view.ranking["level"])                                      # those levels are named, not scored
     assert scored and all(level in scored or f"Not scored: {level}" in view.ranking_note for level in LEVELS)
+
+
+def _restamped_copy(study, folder, name: str = "SCANNER_1_0"):
+    """A copy of ``study`` under ``folder`` whose files another writer stamped (as a real scanner's are)."""
+    copy = folder / study.name
+    shutil.copytree(study, copy)
+    for file in copy.rglob("*.dcm"):
+        dataset = pydicom.dcmread(file)
+        dataset.file_meta.ImplementationVersionName = name
+        dataset.save_as(file)
+    return copy
+
+
+def _no_second_read(monkeypatch):
+    """Make the file-reading origin check fail loudly: the grader must take the origin from read_study's headers."""
+    from spinelib import provenance
+
+    def reread(*_args, **_kwargs):
+        raise AssertionError("the study's origin was read from a DICOM file a second time")
+
+    from spinelib.grading import grader
+
+    monkeypatch.setattr(provenance, "written_by_phantom", reread)
+    monkeypatch.setattr(grader, "written_by_phantom", reread, raising=False)   # a name imported before the patch
+
+
+def test_origin_comes_from_the_read_series(tiny_phantom, tmp_path, monkeypatch):
+    """A phantom study is not counted as real, a re-stamped one is, one without readable series is not."""
+    from spinelib.data.study_images import read_study, study_series
+    from spinelib.grading.grader import written_by_other
+
+    _no_second_read(monkeypatch)
+    study = sorted((tiny_phantom / "test_images").iterdir())[0]
+    copy = _restamped_copy(study, tmp_path / "images")
+    descriptions = read_series_descriptions(tiny_phantom / "test_series_descriptions.csv")
+
+    def volumes(folder):
+        series = study_series(folder, descriptions)
+        return read_study(folder, series, 8, 16, 16, keep_volumes=True)[1]
+
+    phantom, restamped = volumes(study), volumes(copy)
+    assert phantom and restamped
+    assert not written_by_other(phantom)
+    assert written_by_other(restamped)
+    assert not written_by_other({})   # no readable series: cannot be checked, not counted
+
+
+def test_grader_counts_only_restamped_studies_as_real_without_rereading(tiny_phantom, trained, tmp_path,
+                                                                         monkeypatch):
+    from spinelib.grading.grader import Grader
+
+    _no_second_read(monkeypatch)
+    study = sorted((tiny_phantom / "test_images").iterdir())[0]
+    copy = _restamped_copy(study, tmp_path / "images")
+    descriptions = read_series_descriptions(tiny_phantom / "test_series_descriptions.csv")
+    grader = Grader.load(*trained)
+    # every file of the study is read by read_study, and the first few of each series by study_series: count them
+    reads = []
+    original = pydicom.dcmread
+    monkeypatch.setattr(pydicom, "dcmread", lambda path, *a, **k: reads.append(str(path)) or original(path, *a, **k))
+    grader.grade(study, descriptions)
+    files = sorted(str(p) for p in study.rglob("*.dcm"))
+    assert sorted(set(reads)) == files
+    assert len(reads) == len(files) + len(descriptions[descriptions["study_id"] == int(study.name)])
+    assert grader.real_studies == []
+    grader.grade(copy, descriptions)
+    assert grader.real_studies == [copy.name]
+    assert grader.mismatch_warning().startswith("WARNING")
