@@ -11,39 +11,17 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 
-# Each sub-command imports its library lazily: ``spinelib check-data`` must not pay for torch.
-
-if TYPE_CHECKING:   # for the annotation only: importing the params at start-up is not needed
-    from spinelib.params.phantom import PhantomSection
-
-
-def _phantom_settings(args: argparse.Namespace) -> PhantomSection:
-    """The cohort's settings: the defaults, then ``--params FILE`` (a PhantomParams YAML, loaded strictly), then
-    the flags given explicitly (``None`` = not given) and ``--no-quirks``.
-
-    Without ``--params`` the command keeps its own default of one process (PhantomParams says 2, the pipeline's).
-    """
-    from spinelib.params.phantom import PhantomParams
-
-    section = PhantomParams.load(args.params).phantom if args.params else PhantomParams().phantom.replace(workers=1)
-    flags = {name: getattr(args, name) for name in ("studies", "seed", "test_studies", "workers")}
-    section = section.replace(**{name: value for name, value in flags.items() if value is not None})
-    return section.replace(quirks=False) if args.no_quirks else section
+# Each sub-command imports its library lazily: ``spinelib check-data`` must not pay for torch. The ``phantom``
+# sub-command lives in spinelib.phantom.command (``python -m spinelib.phantom`` runs it too, without this module).
 
 
 def _phantom(args: argparse.Namespace) -> int:
-    """``spinelib phantom OUT_DIR``: write the synthetic cohort; prints its summary as JSON."""
-    from spinelib.phantom import generate_phantom
+    """``spinelib phantom OUT_DIR``: write the synthetic cohort with the PhantomParams settings; prints its summary."""
+    from spinelib.phantom_cli import run
 
-    settings = _phantom_settings(args)
-    summary = generate_phantom(Path(args.out_dir), studies=settings.studies, seed=settings.seed,
-                               test_studies=settings.test_studies, workers=settings.workers,
-                               progress=not args.quiet, quirks=settings.quirks)
-    print(json.dumps(summary, indent=2, default=str))
-    return 0
+    return run(args)
 
 
 def _check_data(args: argparse.Namespace) -> int:
@@ -122,18 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spinelib", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("phantom", help="write the synthetic lumbar MRI cohort in the RSNA 2024 layout")
-    p.add_argument("out_dir")
-    # the settings' defaults come from PhantomParams (or --params FILE); a flag given explicitly overrides them
-    p.add_argument("--params", metavar="FILE", help="a PhantomParams YAML (params/phantom.yaml), loaded strictly")
-    p.add_argument("--studies", type=int, default=None, help="number of labelled studies (default 300)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
-    p.add_argument("--test-studies", type=int, default=None, help="unlabelled studies under test_images/ (default 2)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="processes (default 1 without --params; output is identical for any value)")
-    p.add_argument("--no-quirks", action="store_true",
-                   help="write clean files, without the real RSNA files' quirks (same content)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    from spinelib import phantom_cli   # its options and help: one definition (light: the phantom loads in run)
+
+    p = sub.add_parser("phantom", help=phantom_cli.HELP)
+    phantom_cli.add_arguments(p)
     p.set_defaults(func=_phantom)
 
     p = sub.add_parser("check-data", help="validate a dataset root in the RSNA 2024 layout")

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from spinelib.params.base import Params
-from spinelib.paths import portable_path, repo_root
+from spinelib.paths import portable_path, repo_root, resolve
 
 FILE_NAME = "provenance.json"
 PHANTOM_MARK = "SPINELIB_PHANTOM"   # the phantom's DICOM ImplementationVersionName (spinelib/phantom/writer.py)
@@ -53,8 +53,14 @@ def dvc_md5(root: str | Path) -> str | None:
     return None
 
 
-def data_provenance(data_root: str | Path) -> dict[str, Any]:
-    """What ``data_root`` is: phantom or real, where, its DVC hash and (phantom) the generator version."""
+def data_provenance(data_root: str | Path | None) -> dict[str, Any]:
+    """What ``data_root`` is: phantom or real, where, its DVC hash and (phantom) the generator version.
+
+    ``None`` (a root nobody recorded, e.g. a crop store assembled by hand in the tests) gives the ``"unknown"``
+    record, with every other field ``None``.
+    """
+    if data_root is None:
+        return {"data": "unknown", "data_root": None, "dvc_md5": None, "phantom_version": None}
     root = Path(data_root).resolve()
     phantom_record = root / "phantom_params.json"
     is_phantom = phantom_record.exists()
@@ -74,25 +80,29 @@ def params_profile(params: Params) -> dict[str, Any]:
     return {"class": cls.__name__, "profile": "custom", "differs_from_default": changed}
 
 
-def write_provenance(folder: str | Path, data_root: str | Path, params: Params) -> dict[str, Any]:
-    """Write ``folder/provenance.json`` for checkpoints trained on ``data_root`` with ``params``; returns the record."""
+def write_provenance(folder: str | Path, data_root: str | Path | None, params: Params) -> dict[str, Any]:
+    """Write ``folder/provenance.json`` for checkpoints trained on ``data_root`` with ``params``; returns the record.
+
+    The only writer of the file; ``data_root=None`` records an unknown root (:func:`data_provenance`).
+    """
     record = {**data_provenance(data_root), "params": params_profile(params)}
     Path(folder, FILE_NAME).write_text(json.dumps(record, indent=1) + "\n")
     return record
 
 
-def write_store_provenance(folder: str | Path, store: Any, params: Params) -> dict[str, Any]:
-    """:func:`write_provenance` for models trained from a crop store: its data root is the one the store records."""
-    from spinelib.paths import resolve
-
+def store_data_root(store: Any) -> Path | None:
+    """The data root a crop store records, resolved against the repository; ``None`` when it records none."""
     try:
         data_root = store.config()["data_root"]
     except (FileNotFoundError, KeyError):   # a store assembled by hand (tests) records no data root
-        record = {"data": "unknown", "data_root": None, "dvc_md5": None, "phantom_version": None,
-                  "params": params_profile(params)}
-        Path(folder, FILE_NAME).write_text(json.dumps(record, indent=1) + "\n")
-        return record
-    return write_provenance(folder, resolve(data_root), params)
+        return None
+    return resolve(data_root)
+
+
+def write_store_provenance(folder: str | Path, store: Any, params: Params) -> dict[str, Any]:
+    """:func:`write_provenance` for models trained from a crop store: its data root is the one the store records
+    (an unknown root when it records none)."""
+    return write_provenance(folder, store_data_root(store), params)
 
 
 def read_provenance(folder: str | Path) -> dict[str, Any] | None:

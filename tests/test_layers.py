@@ -21,7 +21,7 @@ LAYERS = [
     ("learning", {"params", "tasks", "metrics", "bootstrap", "thresholds", "competition", "tta", "augment", "models",
                   "losses", "datasets", "train", "tables", "probe", "instrument", "provenance"}),
     ("figures", {"figures"}),
-    ("studies and tools", {"studies", "grading", "converters", "examples", "publish", "cli"}),
+    ("studies and tools", {"studies", "grading", "converters", "examples", "publish", "cli", "phantom_cli"}),
 ]
 LAYER_OF = {unit: rank for rank, (_, units) in enumerate(LAYERS) for unit in units}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,19 @@ def test_every_library_dependency_exists():
     for name, stage in _load("dvc.yaml")["stages"].items():
         stale = [d for d in stage["deps"] if str(d).startswith(("spinelib", "notebooks")) and not (ROOT / d).exists()]
         assert not stale, f"stage {name}: dvc.yaml lists {stale}, which do not exist"
+
+
+def test_the_phantom_stage_runs_phantom_cli_and_lists_exactly_its_imports():
+    """dvc.yaml's phantom stage: not spinelib/cli.py, and its deps are the import closure of its command."""
+    stage = _load("dvc.yaml")["stages"]["phantom"]
+    argv = shlex.split(stage["cmd"])
+    assert argv[:3] == ["python", "-m", "spinelib.phantom_cli"]
+    entry = ROOT / "spinelib" / "phantom_cli.py"
+    # `python -m spinelib.phantom_cli` runs spinelib/__init__.py, then the module
+    used = _files_used([entry.read_text()]) | {entry}
+    used.discard(ROOT / "spinelib" / "__init__.py")     # as for the notebook stages: the version string only
+    deps = [ROOT / d for d in stage["deps"] if str(d).startswith("spinelib")]
+    missing = sorted(str(f.relative_to(ROOT)) for f in used if not any(f == d or d in f.parents for d in deps))
+    unused = sorted(str(d.relative_to(ROOT)) for d in deps if not any(f == d or d in f.parents for f in used))
+    assert not missing, f"the phantom stage imports {missing}, which dvc.yaml does not list as deps"
+    assert not unused, f"the phantom stage lists {unused} as deps, which its command does not import"

@@ -83,3 +83,19 @@ def test_a_store_without_a_recorded_data_root_gives_an_unknown_record(tmp_path):
     record = provenance.write_store_provenance(tmp_path, Store(), Tiny())
     assert record["data"] == "unknown" and provenance.read_provenance(tmp_path) == record
     assert "unknown data" in provenance.describe(record) or "unknown" in provenance.describe(record)
+
+
+def test_an_unknown_root_is_recorded_by_the_one_writer(tmp_path):
+    """``None`` (no recorded root) is decided by data_provenance and written by write_provenance, as a store's."""
+    assert provenance.data_provenance(None) == {"data": "unknown", "data_root": None, "dvc_md5": None,
+                                                "phantom_version": None}
+    direct, via_store = tmp_path / "direct", tmp_path / "store"
+    direct.mkdir(), via_store.mkdir()
+
+    class Store:
+        def config(self):
+            return {}   # a config without data_root
+
+    assert provenance.write_provenance(direct, None, Tiny()) == provenance.write_store_provenance(via_store, Store(),
+                                                                                                   Tiny())
+    assert (direct / provenance.FILE_NAME).read_bytes() == (via_store / provenance.FILE_NAME).read_bytes()
