@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from spinelib.crops.disc_plane import canal_normal, disc_axes, sample_disc
 from spinelib.crops.geometry import Box, crop_origin, crop_plane, crop_stack, resize_stack, to_uint8
 from spinelib.crops.plan import BAG_KIND, CropConfig, plan_points, plan_volumes, skipped_labels, with_coordinates
 from spinelib.crops.store import allocate
@@ -73,30 +74,56 @@ def _bag(vol: Volume, window: Window, row: dict, cfg: CropConfig) -> tuple[np.nd
     return stack, {"slice_index": k, "row0": row0, "col0": col0, "padded_slices": padded}
 
 
+def _canal_point(anchor: Volume, row: dict, prefix: str) -> np.ndarray | None:
+    """The canal point (mm) of row keys ``<prefix>_instance``, ``<prefix>_x``, ``<prefix>_y`` on the anchor
+    series; None when the row has none (no neighbouring level annotated on that series) or it does not lie on
+    the series (an instance it lacks, a point off the image): a neighbour only steers the plane, so a bad one
+    leaves the disc to the other neighbour rather than failing its volume."""
+    instance = row.get(f"{prefix}_instance")
+    if instance is None or pd.isna(instance):
+        return None
+    try:
+        voxel = anchor.voxel(int(instance), float(row[f"{prefix}_x"]), float(row[f"{prefix}_y"]))
+    except (KeyError, ValueError):
+        return None
+    return anchor.to_patient(*voxel)
+
+
 def disc_volume(vol: Volume, window: Window, anchor: Volume, row: dict,
                 cfg: CropConfig) -> tuple[np.ndarray, dict]:
     """Disc volume (volume_slices, H, W) = (cfg.volume_slices, *cfg.volume_size) of series ``vol``.
 
     The disc centre is the spinal canal point on the ``anchor`` series (row keys ``anchor_instance``,
     ``anchor_x``, ``anchor_y``); on another series (Sagittal T1 for a T2 anchor) it is carried through patient
-    coordinates: voxel (k, y, x) of the anchor -> point p (mm) -> voxel of ``vol``. The field
-    ``cfg.volume_crop`` around it is resized to ``cfg.volume_size``. Also used by the grader
+    coordinates: voxel (k, y, x) of the anchor -> point p (mm) -> voxel of ``vol``, and the nearest voxel of
+    ``vol`` is the centre. Around it ``volume_slices`` × ``cfg.volume_crop`` voxels of the series' own spacing are
+    sampled: with ``cfg.volume_plane == "disc"`` on the series' grid turned into the disc plane, the plane taken
+    perpendicular to the canal between the neighbouring levels' canal points (row keys ``above_*``, ``below_*``
+    on the anchor series; :mod:`spinelib.crops.disc_plane`); with ``"image"``, or without a neighbouring point,
+    on the series' own axes. The field is then resized to ``cfg.volume_size``. Also used by the grader
     (:mod:`spinelib.grading.disc_scores`), so training volumes and graded volumes are one cut.
 
     Raises ValueError when the centre falls outside ``vol``.
     """
     k, y, x = anchor.voxel(int(row["anchor_instance"]), float(row["anchor_x"]), float(row["anchor_y"]))
+    point = anchor.to_patient(k, y, x)
     if vol is not anchor:
-        kf, y, x = vol.from_patient(anchor.to_patient(k, y, x))
+        kf, y, x = vol.from_patient(point)
         k = int(round(kf))
         if not 0 <= k < vol.pixels.shape[0] or not (0 <= y < vol.pixels.shape[1] and 0 <= x < vol.pixels.shape[2]):
             raise ValueError(f"disc centre falls outside series {vol.series_dir}")
-    box = Box.centred(*cfg.volume_crop)
-    stack, padded = crop_stack(vol.pixels, k, cfg.volume_slices, x, y, box, fill=window[0])
+    centre = vol.to_patient(k, round(y), round(x))              # the nearest voxel: an untilted grid takes voxels
+    normal = None
+    if cfg.volume_plane == "disc":
+        normal = canal_normal(point, _canal_point(anchor, row, "above"), _canal_point(anchor, row, "below"))
+    axes, tilt = disc_axes(vol, normal)
+    shape = (cfg.volume_slices, *cfg.volume_crop)
+    stack, padded = sample_disc(vol, centre, axes, shape, fill=window[0])
     if vol.normal[0] < 0:  # slice axis runs from the patient's right to left in every stored volume
         stack = stack[::-1]
-    row0, col0 = crop_origin(x, y, box)
-    geometry = {"slice_index": k, "x": x, "y": y, "row0": row0, "col0": col0, "padded_slices": padded}
+    row0, col0 = crop_origin(x, y, Box.centred(*cfg.volume_crop))
+    geometry = {"slice_index": k, "x": x, "y": y, "row0": row0, "col0": col0, "padded_slices": padded,
+                "plane": "image" if normal is None else "disc", "tilt_deg": round(tilt, 2)}
     return _windowed(resize_stack(np.ascontiguousarray(stack), cfg.volume_size), window), geometry
 
 
@@ -241,6 +268,55 @@ def _tasks_by_study(plans: dict[str, pd.DataFrame]) -> dict[int, dict[str, list[
     return by_study
 
 
+def _cut_cohort(root: Path, plans: dict[str, pd.DataFrame], arrays: dict[str, np.ndarray], cfg: CropConfig,
+                workers: int, progress: bool) -> tuple[dict[str, dict[int, dict]], list[dict]]:
+    """Cut every planned crop into ``arrays``, study by study (in ``workers`` processes).
+
+    Returns per kind the geometry and status of each index row, and the DICOM files that could not be read.
+    """
+    # per kind, index row -> geometry and status of that crop; kept in the parent, which alone writes files
+    geometry: dict[str, dict[int, dict]] = {kind: {} for kind in plans}
+    failures: list[dict] = []
+    # one job per study, so each series is read from disk once for all the kinds that need it; sorted by study
+    # id, and process_map keeps that order, so read_failures.csv is the same for any number of workers
+    jobs = [(root, study, tasks, cfg) for study, tasks in sorted(_tasks_by_study(plans).items())]
+    for result in process_map(_crop_study_star, jobs, workers, chunksize=2, progress=progress, desc="crops",
+                              unit="study"):
+        failures.extend(result["failures"])
+        for kind, items in result["crops"].items():
+            for i, crop, info in items:
+                # each crop lands at its own index row, so arrival order does not matter for the .npy
+                if crop is not None:
+                    arrays[kind][i] = crop
+                geometry[kind][i] = info
+    return geometry, failures
+
+
+def _write_indexes(out_dir: Path, plans: dict[str, pd.DataFrame], arrays: dict[str, np.ndarray],
+                   geometry: dict[str, dict[int, dict]], splits: pd.DataFrame) -> tuple[dict, list[pd.DataFrame]]:
+    """Flush each kind's array and write its index table ``<kind>.csv`` (plan + geometry + split).
+
+    Returns each kind's counts for the summary and its failed crops as crop-log rows.
+    """
+    kinds: dict[str, dict] = {}
+    log_rows: list[pd.DataFrame] = []
+    for kind, plan in plans.items():
+        # the memmap must reach disk before the store is read back (e.g. by a test or the next stage)
+        arrays[kind].flush()
+        # sort by index row so that join() lines geometry up with the plan rows
+        crops = pd.DataFrame.from_dict(geometry[kind], orient="index").sort_index()
+        # a kind with no crop attempted at all still gets a status column, so the filters below work
+        index = plan.join(crops) if len(crops) else plan.assign(status=pd.Series(dtype="string"))
+        # left merge: every planned crop keeps its row, even one whose disc has no split
+        index = index.merge(splits, on=["study_id", "level"], how="left")
+        index.to_csv(out_dir / f"{kind}.csv", index=False)
+        bad = index[index["status"] != "ok"]
+        log_rows.append(bad.assign(kind=kind, reason=bad["status"])[LOG_COLUMNS])
+        kinds[kind] = {"planned": len(index), "ok": int((index["status"] == "ok").sum()),
+                       "failed": int(len(bad)), "shape": list(arrays[kind].shape[1:])}
+    return kinds, log_rows
+
+
 def extract_crops(root: Path | str, out_dir: Path | str, cfg: CropConfig, *, split_unit: str = "patient",
                   fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), seed: int = 0, workers: int = 1,
                   progress: bool = True, kinds: tuple[str, ...] | None = None,
@@ -258,7 +334,7 @@ def extract_crops(root: Path | str, out_dir: Path | str, cfg: CropConfig, *, spl
     (study_id, condition, level, x, y) replaces the annotated points, e.g. by a
     localiser's predictions (:func:`spinelib.crops.plan.with_coordinates`).
     """
-    # ---- check arguments first: a wrong split_unit would otherwise surface as a bare KeyError, later ----
+    # a wrong split_unit would otherwise surface as a bare KeyError, later
     if split_unit not in ("patient", "disc"):
         raise ValueError(f"split_unit must be 'patient' or 'disc', got {split_unit!r}")
     # wall time for the returned summary only; it never reaches summary.json (see the end)
@@ -280,44 +356,13 @@ def extract_crops(root: Path | str, out_dir: Path | str, cfg: CropConfig, *, spl
     # one zero-filled (N, *shape) uint8 array per kind: a failed crop keeps its zeros, so row i is index row i
     arrays = {name: allocate(out_dir, name, (len(plan), *CROP_KINDS[name].shape(cfg))) for name, plan in plans.items()}
 
-    # ---- cut, study by study (in parallel); results come back in submission order ----
-    # per kind, index row -> geometry and status of that crop; kept in the parent, which alone writes files
-    geometry: dict[str, dict[int, dict]] = {kind: {} for kind in plans}
-    failures: list[dict] = []
-    # one job per study, so each series is read from disk once for all the kinds that need it; sorted by study
-    # id, and process_map keeps that order, so read_failures.csv is the same for any number of workers
-    jobs = [(root, study, tasks, cfg) for study, tasks in sorted(_tasks_by_study(plans).items())]
-    for result in process_map(_crop_study_star, jobs, workers, chunksize=2, progress=progress, desc="crops",
-                              unit="study"):
-        failures.extend(result["failures"])
-        for kind, items in result["crops"].items():
-            for i, crop, info in items:
-                # each crop lands at its own index row, so arrival order does not matter for the .npy
-                if crop is not None:
-                    arrays[kind][i] = crop
-                geometry[kind][i] = info
+    # ---- pixels: every crop cut, then each kind's index table ----
+    geometry, failures = _cut_cohort(root, plans, arrays, cfg, workers, progress)
+    kind_counts, kind_log = _write_indexes(out_dir, plans, arrays, geometry, splits)
 
-    # ---- index tables and the log of what was skipped ----
-    log_rows = [skipped_labels(labels, dataset.series).assign(kind="label", series_id=pd.NA)[LOG_COLUMNS]]
-    summary = {"studies": int(labels["study_id"].nunique()), "split_unit": split_unit, "kinds": {}}
-    for kind, plan in plans.items():
-        # the memmap must reach disk before the store is read back (e.g. by a test or the next stage)
-        arrays[kind].flush()
-        # sort by index row so that join() lines geometry up with the plan rows
-        crops = pd.DataFrame.from_dict(geometry[kind], orient="index").sort_index()
-        # a kind with no crop attempted at all still gets a status column, so the filters below work
-        index = plan.join(crops) if len(crops) else plan.assign(status=pd.Series(dtype="string"))
-        # left merge: every planned crop keeps its row, even one whose disc has no split
-        index = index.merge(splits, on=["study_id", "level"], how="left")
-        index.to_csv(out_dir / f"{kind}.csv", index=False)
-        bad = index[index["status"] != "ok"]
-        log_rows.append(bad.assign(kind=kind, reason=bad["status"])[LOG_COLUMNS])
-        summary["kinds"][kind] = {"planned": len(index), "ok": int((index["status"] == "ok").sum()),
-                                  "failed": int(len(bad)), "shape": list(arrays[kind].shape[1:])}
-
-    # ---- store-wide files ----
-    # skipped labels first, then each kind's failed crops in plan order
-    crop_log = pd.concat(log_rows, ignore_index=True)
+    # ---- store-wide files: the log (skipped labels first, then each kind's failed crops), failures, splits ----
+    skipped = skipped_labels(labels, dataset.series).assign(kind="label", series_id=pd.NA)[LOG_COLUMNS]
+    crop_log = pd.concat([skipped, *kind_log], ignore_index=True)
     crop_log.to_csv(out_dir / "crop_log.csv", index=False)
     pd.DataFrame(failures, columns=["path", "reason"]).to_csv(out_dir / "read_failures.csv", index=False)
     splits.to_csv(out_dir / "splits.csv", index=False)
@@ -325,9 +370,9 @@ def extract_crops(root: Path | str, out_dir: Path | str, cfg: CropConfig, *, spl
     store_config = {"data_root": portable_path(root), "split_unit": split_unit, "fractions": list(fractions),
                     "seed": seed, "crops": asdict(cfg)}
     (out_dir / "config.json").write_text(json.dumps(store_config, indent=2))
-    summary["skipped"] = crop_log.groupby("kind").size().to_dict()
-    summary["read_failures"] = len(failures)
-    summary["problems"] = dataset.problems
+    summary = {"studies": int(labels["study_id"].nunique()), "split_unit": split_unit, "kinds": kind_counts,
+               "skipped": crop_log.groupby("kind").size().to_dict(), "read_failures": len(failures),
+               "problems": dataset.problems}
     # timings stay out of the store, so the same inputs give a byte-identical store (and DVC hash)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=int))
     summary["seconds"] = round(time.perf_counter() - start, 2)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from spinelib.constants import CONDITION_SERIES, CONDITIONS, SAGITTAL_T1, SAGITTAL_T2
+from spinelib.constants import CONDITION_SERIES, CONDITIONS, LEVELS, SAGITTAL_T1, SAGITTAL_T2
 from spinelib.crops.geometry import Box
 
 # Multi-stage paper, Table 1: reach (left, right, up, down) in pixels from the coordinate.
@@ -51,6 +51,11 @@ class CropConfig:
     normalise: tuple[float, float] = (1.0, 99.0)              # per-series percentile window
     loc_size: tuple[int, int] = (256, 256)                    # contrastive paper §4.5: 2.5D localiser input 256 x 256
     loc_slices: int = 3                                       # three consecutive slices
+    volume_plane: str = "disc"                                # "disc": rotated to the disc plane; "image": axes
+
+    def __post_init__(self):
+        if self.volume_plane not in ("disc", "image"):
+            raise ValueError(f"volume_plane must be 'disc' or 'image', got {self.volume_plane!r}")
 
     def bag_box(self, condition: str) -> Box:
         """Table 1's reach around the coordinate for ``condition``, in source pixels (before ``bag_scale``)."""
@@ -106,6 +111,7 @@ def plan_volumes(labels: pd.DataFrame, series: pd.DataFrame, series_types: tuple
         part = scs[["study_id", "level", "series_id", "instance_number", "x", "y"]].rename(
             columns={"series_id": "anchor_series_id", "instance_number": "anchor_instance",
                      "x": "anchor_x", "y": "anchor_y"})
+        part = with_neighbours(part)
         part = part.merge(at_level[["study_id", "level", "series_id"]], on=["study_id", "level"], how="left")
         fallback = first_of_type[first_of_type["series_description"] == stype].set_index("study_id")["series_id"]
         part["series_id"] = part["series_id"].fillna(part["study_id"].map(fallback)).astype("Int64")
@@ -118,6 +124,27 @@ def plan_volumes(labels: pd.DataFrame, series: pd.DataFrame, series_types: tuple
         if condition in plan:
             plan[condition] = plan[condition].astype("Int64")
     return plan.sort_values(["study_id", "level", "series_description"]).reset_index(drop=True)
+
+
+NEIGHBOUR_COLUMNS = [f"{side}_{key}" for side in ("above", "below") for key in ("instance", "x", "y")]
+
+
+def with_neighbours(anchors: pd.DataFrame) -> pd.DataFrame:
+    """``anchors`` (study_id, level, anchor_series_id, anchor_instance, anchor_x, anchor_y: one canal point per
+    disc) with the canal point of the level above and of the level below on the same series as columns
+    ``above_instance``, ``above_x``, ``above_y``, ``below_*`` (missing when that level has no point there):
+    the disc plane of a volume is estimated from them (:mod:`spinelib.crops.disc_plane`)."""
+    order = {level: i for i, level in enumerate(LEVELS)}
+    points = anchors[["study_id", "level", "anchor_series_id", "anchor_instance", "anchor_x", "anchor_y"]].copy()
+    points["_rank"] = points["level"].map(order)
+    out = anchors.assign(_rank=anchors["level"].map(order))
+    for side, step in (("above", -1), ("below", 1)):
+        # the neighbour of rank r on this side is the point of rank r + step, matched on the same series
+        shifted = points.assign(_rank=points["_rank"] - step).rename(columns={
+            "anchor_instance": f"{side}_instance", "anchor_x": f"{side}_x", "anchor_y": f"{side}_y"})
+        shifted = shifted.drop(columns="level").drop_duplicates(["study_id", "anchor_series_id", "_rank"])
+        out = out.merge(shifted, on=["study_id", "anchor_series_id", "_rank"], how="left")
+    return out.drop(columns="_rank")
 
 
 def with_coordinates(labels: pd.DataFrame, coordinates: pd.DataFrame) -> pd.DataFrame:

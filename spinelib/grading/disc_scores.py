@@ -1,8 +1,9 @@
 """The ranking study's continuous severity of each disc of one study, for the grading report.
 
 Each level's disc volume is cut from the Sagittal T2/STIR series at Stage 1's spinal canal point exactly as
-notebook 01 cuts the training volumes (12 slices, the ranking paper's 128 × 256 px field, the stored size, the
-series' percentile window: :mod:`spinelib.crops.extract`), then reduced to the central field and input size the
+notebook 01 cuts the training volumes (12 slices, the ranking paper's 128 × 256 px field turned into the disc plane
+estimated from the neighbouring levels' predicted canal points, the stored size, the series' percentile window:
+:mod:`spinelib.crops.extract`), then reduced to the central field and input size the
 ranking models read (``params/ranking.yaml``, as :class:`spinelib.datasets.discs.VolumeDataset` does), and scored by
 one ranking run over its test-time views: per task, the mean score over the views and their spread (std).
 """
@@ -19,7 +20,7 @@ import torch
 # the training volumes' own cut (the crop stage's, used here so that both cuts are one code)
 from spinelib.crops.extract import disc_volume
 from spinelib.crops.geometry import to_uint8
-from spinelib.crops.plan import CropConfig
+from spinelib.crops.plan import CropConfig, with_neighbours
 from spinelib.data.dicom import Volume, intensity_window
 from spinelib.datasets.discs import centre_field
 from spinelib.models.ranking import OrdinalModel
@@ -70,9 +71,12 @@ class DiscScorer:
         x, y), the levels cut, and the levels skipped with why (a point outside its image cannot be cut)."""
         window = intensity_window(volume.pixels, *self.crops.normalise)
         stacks, levels, skipped = [], [], []
-        for point in canal.itertuples():
-            row = {"anchor_instance": int(point.instance_number), "anchor_x": float(point.x),
-                   "anchor_y": float(point.y)}
+        # one anchor row per level, with its neighbouring levels' points (the disc plane), as the crop plan makes
+        anchors = with_neighbours(pd.DataFrame({
+            "study_id": 0, "level": canal["level"].to_numpy(), "anchor_series_id": 0,
+            "anchor_instance": canal["instance_number"].astype(int).to_numpy(),
+            "anchor_x": canal["x"].astype(float).to_numpy(), "anchor_y": canal["y"].astype(float).to_numpy()}))
+        for point, row in zip(canal.itertuples(), anchors.to_dict("records")):
             try:
                 stack, _ = disc_volume(volume, window, volume, row, self.crops)
             except (KeyError, ValueError) as err:               # an instance the series lacks, a point off the image

@@ -64,6 +64,9 @@ class CropsParams(Params):
     volume_crop: list[int] = param([128, 256], why="ranking paper: 128 x 256 px field around the disc")
     volume_size: list[int] = param([64, 128], paper=[128, 256], why="CPU: stored at half resolution "
                                                                    "(paper: 128 x 256)")
+    volume_plane: str = param("disc", why="ranking paper: disc-centred rotation and resampling; the plane "
+                                          "perpendicular to the canal between the neighbouring levels' canal "
+                                          "points (\"image\": the series' own axes)")
     bag_slices: int = param(5, why="multi-stage paper: 5 slices around the annotated instance")
     bag_scale: float = param(0.5, paper=1.0, why="CPU: Table 1 boxes stored at half resolution (paper: 1.0)")
     # keyed by condition (data, not settings): left, right, up, down reach in px
@@ -92,5 +95,5 @@ class CropsParams(Params):
             volume_size=tuple(self.volume_size), bag_slices=self.bag_slices, bag_scale=self.bag_scale,
             bag_ranges={condition: tuple(reach) for condition, reach in self.bag_ranges.items()},
             normalise=tuple(self.normalise_percentiles), loc_size=tuple(self.loc_size),
-            loc_slices=self.loc_slices,
+            loc_slices=self.loc_slices, volume_plane=self.volume_plane,
         )

@@ -1,0 +1,139 @@
+"""Disc-plane geometry: the rotation onto the canal's normal, the sampling grid, and disc volumes of a tilted disc."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spinelib.crops.disc_plane import canal_normal, disc_axes, rotation_onto, sample_disc, tilt_degrees
+from spinelib.crops.extract import disc_volume
+from spinelib.crops.geometry import Box, crop_stack
+from spinelib.crops.plan import CropConfig, with_neighbours
+from spinelib.data.dicom import Volume
+
+SLICE_MM, PIXEL_MM = 4.0, 1.0
+
+
+def sagittal_volume(pixels: np.ndarray, orientation=(0.0, 1.0, 0.0, 0.0, 0.0, -1.0)) -> Volume:
+    """A series of ``pixels`` (S, H, W): rows run to the feet, columns to the back (a sagittal RSNA series by
+    default), slices 4 mm apart along the normal r × c, 1 mm pixels."""
+    orientation = np.asarray(orientation, dtype=float)
+    normal = np.cross(orientation[:3], orientation[3:])
+    origin = np.array([0.0, -80.0, 80.0])
+    positions = np.stack([origin + k * SLICE_MM * normal for k in range(pixels.shape[0])])
+    return Volume(pixels=pixels, instance_numbers=np.arange(1, pixels.shape[0] + 1), positions=positions,
+                  orientation=orientation, pixel_spacing=np.array([PIXEL_MM, PIXEL_MM]), slice_spacing=SLICE_MM,
+                  series_dir=Path("synthetic"))
+
+
+def test_rotation_onto_carries_a_onto_b_and_is_a_proper_rotation():
+    rng = np.random.default_rng(0)
+    a, b = (v / np.linalg.norm(v) for v in rng.normal(size=(2, 3)))
+    rotation = rotation_onto(a, b)
+    assert np.allclose(rotation @ a, b)
+    assert np.allclose(rotation @ rotation.T, np.eye(3)) and np.isclose(np.linalg.det(rotation), 1.0)
+    assert np.isclose(tilt_degrees(rotation), np.degrees(np.arccos(a @ b)))
+    assert np.allclose(rotation_onto(a, a), np.eye(3))
+    with pytest.raises(ValueError):
+        rotation_onto(a, -a)
+
+
+def test_canal_normal_is_the_central_difference_or_one_sided_towards_the_head():
+    centre, above, below = np.array([0.0, 0.0, 0.0]), np.array([0.0, 3.0, 40.0]), np.array([0.0, 1.0, -30.0])
+    assert np.allclose(canal_normal(centre, above, below), (above - below) / np.linalg.norm(above - below))
+    assert np.allclose(canal_normal(centre, above, None), above / np.linalg.norm(above))
+    assert np.allclose(canal_normal(centre, None, below), -below / np.linalg.norm(below))
+    assert canal_normal(centre, None, None) is None
+    assert canal_normal(centre, centre + 0.1, None) is None          # coincident points give no direction
+
+
+@pytest.mark.parametrize("orientation", [(0.0, 1.0, 0.0, 0.0, 0.0, -1.0),
+                                         (0.0, 0.96, 0.28, 0.0, 0.28, -0.96)])     # an oblique series too
+def test_an_untilted_grid_takes_exactly_the_voxels_of_the_axis_aligned_crop(orientation):
+    rng = np.random.default_rng(1)
+    vol = sagittal_volume(rng.integers(0, 4000, size=(9, 50, 70)).astype(np.uint16), orientation)
+    k, row, col, shape = 2, 7, 60, (6, 20, 30)          # near the edges: padded slices and columns outside
+    axes, tilt = disc_axes(vol, None)
+    sampled, padded = sample_disc(vol, vol.to_patient(k, row, col), axes, shape, fill=-1.0)
+    expected, expected_padded = crop_stack(vol.pixels.astype(np.float32), k, shape[0], col, row,
+                                           Box.centred(*shape[1:]), fill=-1.0)
+    assert tilt == 0.0 and padded == expected_padded == 0
+    np.testing.assert_array_equal(sampled, expected)
+    sampled, padded = sample_disc(vol, vol.to_patient(0, row, col), axes, (8, 20, 30), fill=-1.0)
+    assert padded == 3 and (sampled[:3] == -1.0).all()
+
+
+def tilted_disc_study(angle_deg: float) -> tuple[Volume, dict]:
+    """A sagittal series holding one bright 4 mm slab tilted by ``angle_deg`` in the sagittal plane (a disc), and
+    a plan row: its canal point at the centre, the neighbouring levels' 30 mm above and below along its normal."""
+    depth, height, width = 8, 120, 160
+    vol = sagittal_volume(np.zeros((depth, height, width), dtype=np.uint16))
+    theta = np.radians(angle_deg)
+    normal = np.array([0.0, np.sin(theta), np.cos(theta)])          # towards the head, tilted towards the back
+    k, row, col = 4, 60, 80
+    centre = vol.to_patient(k, row, col)
+    rows, cols = np.mgrid[0:height, 0:width]
+    for s in range(depth):
+        points = vol.to_patient(s, 0, 0) + cols[..., None] * PIXEL_MM * vol.orientation[:3] \
+            + rows[..., None] * PIXEL_MM * vol.orientation[3:]
+        vol.pixels[s] = np.where(np.abs((points - centre) @ normal) < 2.0, 1000, 100)
+    row_of = {}
+    for side, sign in (("above", 1), ("below", -1)):
+        _, r, c = vol.from_patient(centre + sign * 30.0 * normal)
+        row_of.update({f"{side}_instance": k + 1, f"{side}_x": c, f"{side}_y": r})
+    return vol, {"anchor_instance": k + 1, "anchor_x": float(col), "anchor_y": float(row), **row_of}
+
+
+def band_rows(stack: np.ndarray) -> np.ndarray:
+    """Per column of the middle slice, the row where the bright band peaks."""
+    return stack[stack.shape[0] // 2].argmax(axis=0)
+
+
+def test_a_tilted_disc_lies_flat_across_the_middle_rows_of_its_volume():
+    vol, row = tilted_disc_study(20.0)
+    cfg = CropConfig(volume_slices=4, volume_crop=(40, 64), volume_size=(40, 64))
+    window = (100.0, 1000.0)
+    flat, geometry = disc_volume(vol, window, vol, row, cfg)
+    assert geometry["plane"] == "disc" and geometry["tilt_deg"] == pytest.approx(20.0, abs=0.1)
+    peaks = band_rows(flat)
+    assert np.ptp(peaks) <= 1 and abs(np.median(peaks) - 20) <= 1            # horizontal, through the centre row
+    tilted, geometry = disc_volume(vol, window, vol, row, replace(cfg, volume_plane="image"))
+    assert geometry["plane"] == "image" and geometry["tilt_deg"] == 0.0
+    assert np.ptp(band_rows(tilted)) >= 15                                    # tan 20° × 64 columns ≈ 23 rows
+    # one neighbour is enough (one-sided difference); none, and the series' own axes are kept
+    one_sided, geometry = disc_volume(vol, window, vol, {**row, "above_instance": np.nan}, cfg)
+    assert geometry["tilt_deg"] == pytest.approx(20.0, abs=0.1) and np.ptp(band_rows(one_sided)) <= 1
+    alone = {k: v for k, v in row.items() if not k.startswith(("above", "below"))}
+    same, geometry = disc_volume(vol, window, vol, alone, cfg)
+    assert geometry["plane"] == "image"
+    np.testing.assert_array_equal(same, tilted)
+
+
+def test_a_neighbour_off_the_image_is_ignored_not_fatal():
+    vol, row = tilted_disc_study(15.0)
+    cfg = CropConfig(volume_slices=4, volume_crop=(40, 64), volume_size=(40, 64))
+    _, geometry = disc_volume(vol, (100.0, 1000.0), vol, {**row, "below_x": 5000.0}, cfg)
+    assert geometry["plane"] == "disc" and geometry["tilt_deg"] == pytest.approx(15.0, abs=0.1)
+
+
+def test_neighbours_are_the_adjacent_levels_on_the_same_series():
+    anchors = pd.DataFrame({
+        "study_id": [1, 1, 1, 1, 2], "level": ["l1_l2", "l2_l3", "l4_l5", "l3_l4", "l2_l3"],
+        "anchor_series_id": [10, 10, 10, 11, 20], "anchor_instance": [5, 6, 7, 8, 9],
+        "anchor_x": [1.0, 2.0, 3.0, 4.0, 5.0], "anchor_y": [10.0, 20.0, 30.0, 40.0, 50.0]})
+    out = with_neighbours(anchors).set_index(["study_id", "level"])
+    assert len(out) == len(anchors)
+    assert out.loc[(1, "l1_l2"), "below_instance"] == 6 and pd.isna(out.loc[(1, "l1_l2"), "above_instance"])
+    assert out.loc[(1, "l2_l3"), "above_y"] == 10.0
+    # l3_l4 was annotated on another series: neither l2_l3 nor l4_l5 takes it as a neighbour
+    assert pd.isna(out.loc[(1, "l2_l3"), "below_instance"]) and pd.isna(out.loc[(1, "l4_l5"), "above_instance"])
+    assert out.loc[[(2, "l2_l3")], ["above_instance", "below_instance"]].isna().all(axis=None)
+
+
+def test_volume_plane_must_be_disc_or_image():
+    with pytest.raises(ValueError, match="volume_plane"):
+        CropConfig(volume_plane="axial")
