@@ -74,7 +74,6 @@ import pandas as pd
 from scipy import ndimage
 
 from spinelib.constants import SAGITTAL_T1, SAGITTAL_T2
-from spinelib.crops.disc_plane import grid_points
 from spinelib.crops.geometry import resize_stack, to_uint8
 from spinelib.crops.store import allocate
 from spinelib.converters.command import run_conversion
@@ -263,12 +262,13 @@ def disc_frame(mask: Image, label: int) -> tuple[np.ndarray, np.ndarray, int]:
 def sample_points(centre: np.ndarray, axes: np.ndarray, geometry: Geometry) -> np.ndarray:
     """Physical points (D, H, W, 3) of the disc-frame grid (module docstring); H, W = ``geometry.crop``."""
     depth, (height, width) = geometry.slices, geometry.crop
+    dr, dc = geometry.field_mm[0] / height, geometry.field_mm[1] / width
+    s = (np.arange(depth) - (depth - 1) / 2) * geometry.slice_mm
+    r = ((height - 1) / 2 - np.arange(height)) * dr
+    c = (np.arange(width) - (width - 1) / 2) * dc
     lateral, normal, posterior = axes
-    steps = (geometry.slice_mm, geometry.field_mm[0] / height, geometry.field_mm[1] / width)
-    # rows run from head to feet (−n); the grid is centred between samples, ((N − 1) / 2), as SPIDER's voxels
-    # are resampled anyway (the RSNA cut centres on a voxel instead)
-    return grid_points(centre, np.stack([lateral, -normal, posterior]), steps, (depth, height, width),
-                       ((depth - 1) / 2, (height - 1) / 2, (width - 1) / 2))
+    return (centre + s[:, None, None, None] * lateral + r[None, :, None, None] * normal
+            + c[None, None, :, None] * posterior)
 
 
 def cut_disc(image: Image, window: tuple[float, float], centre: np.ndarray, axes: np.ndarray,

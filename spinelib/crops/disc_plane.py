@@ -1,4 +1,4 @@
-"""Disc-plane geometry: where a disc's plane lies, and the grid a disc volume is sampled on.
+"""Disc-plane geometry: where a disc's plane lies on a sagittal series, and the disc volume cut in that plane.
 
 The ranking paper cuts each disc volume "disc-centred, rotated and resampled": the disc lies as a horizontal band
 across the middle rows whatever the curve of the spine. SPIDER gives the disc plane from its mask
@@ -7,18 +7,21 @@ is estimated from the canal itself: the disc is taken perpendicular to the canal
 
     t = p_above − p_below        (central difference over the neighbouring levels' canal points, mm)
     t = p_above − p  or  p − p_below   (one-sided at the ends of the annotated run: L1/L2, L5/S1)
-    n = t / |t|                  (the disc normal, towards the head)
 
-The series' own voxel grid around the disc centre is then turned by the smallest rotation R that carries the
-image's "up" (−c, c the column direction cosines: rows run from head to feet on a sagittal slice) onto n, and the
-volume is sampled there with trilinear interpolation::
+projected into the series' slice plane (t − (t·w) w, w the slice normal): the lateral part of t mostly says which
+sagittal slice the annotator picked at each level (one slice, 3–4 mm, over the 30–40 mm between levels is a 5–7°
+tilt that is not anatomy), and a sagittal series resolves a coronal tilt poorly anyway. The disc normal is
+n = t / |t|, towards the head, and its tilt θ is the signed angle from the image's "up" (−c, rows run from head to
+feet) to n about w. Each slice of the volume is then resampled on its own grid turned by θ about the disc centre
+(bilinear; the slices themselves are the series' own, as in the axis-aligned crop)::
 
-    p(s, i, j) = p0 + (s − s0)·Δs·R w + (i − i0)·Δr·R c + (j − j0)·Δc·R r
+    (row, col) = (row_c, col_c) + M (i' − i0, j' − j0)
+    M = [[c'·c · s_r,  (Δc/Δr) r'·c · s_c],  [(Δr/Δc) c'·r · s_r,  r'·r · s_c]]
 
-with r, c the row and column direction cosines, w = r × c the slice normal, (Δs, Δr, Δc) the slice and pixel
-spacings and (s0, i0, j0) = ((D−1)//2, H//2, W//2) the crop conventions of :mod:`spinelib.crops.geometry`, so
-that R = I (no tilt) samples exactly the voxels an axis-aligned crop would take. With no neighbouring canal point
-on the same series the plane cannot be estimated and R = I (recorded as ``plane = "image"``).
+with c' = R c, r' = R r the turned column and row directions (R the rotation by θ about w), (Δr, Δc) the pixel
+spacing, s_r, s_c the field pixels per stored pixel and (i0, j0) the centre of the stored grid. With no
+neighbouring canal point on the series the plane cannot be estimated and θ = 0 (recorded as ``plane = "image"``);
+at θ = 0 and a stored size of the whole field the volume holds exactly the voxels of the axis-aligned crop.
 """
 
 from __future__ import annotations
@@ -26,109 +29,97 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from spinelib.crops.geometry import resize_stack, slice_window
 from spinelib.data.dicom import Volume
 
-# neighbouring canal points closer than this (mm) give no direction: the plane falls back to the image's
+# neighbouring canal points closer than this (mm, in the slice plane) give no direction: the image's axes are kept
 MIN_CANAL_STEP_MM = 1.0
-# sampling positions closer than this (voxels) to a voxel centre take that voxel (see sample_disc)
-SNAP_VOXELS = 1e-3
+# sampling-map entries within this of a whole number become it (see _snapped)
+SNAP_MATRIX, SNAP_OFFSET = 1e-4, 1e-3
 
 
-def canal_normal(centre: np.ndarray, above: np.ndarray | None, below: np.ndarray | None) -> np.ndarray | None:
-    """Unit disc normal n (3,) towards the head from the canal points (mm) of the level above and below.
-
-    Central difference when both exist, one-sided when one does; ``None`` when neither does or they coincide.
-    """
+def canal_direction(centre: np.ndarray, above: np.ndarray | None, below: np.ndarray | None) -> np.ndarray | None:
+    """The canal's direction t (3,) at a disc, towards the head, from the canal points (mm) of the level above
+    and below: their central difference when both exist, one-sided when one does, None when neither does."""
     if above is not None and below is not None:
-        step = above - below
-    elif above is not None:
-        step = above - centre
-    elif below is not None:
-        step = centre - below
-    else:
+        return above - below
+    if above is not None:
+        return above - centre
+    if below is not None:
+        return centre - below
+    return None
+
+
+def in_plane_tilt(vol: Volume, direction: np.ndarray | None) -> float | None:
+    """The signed angle θ (radians) about the slice normal w from the image's "up" (−c) to ``direction`` projected
+    into the slice plane; None when there is no direction or its projection is shorter than
+    :data:`MIN_CANAL_STEP_MM`."""
+    if direction is None:
         return None
-    length = float(np.linalg.norm(step))
-    return step / length if length >= MIN_CANAL_STEP_MM else None
-
-
-def rotation_onto(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The smallest rotation R (3, 3) with R a = b, for unit vectors a, b (Rodrigues' formula).
-
-    R = I + [v]× + [v]×² / (1 + a·b), v = a × b; a = −b (a half turn, ambiguous) never occurs for a disc normal
-    and raises ValueError.
-    """
-    v, cos = np.cross(a, b), float(a @ b)
-    if cos <= -1.0 + 1e-9:
-        raise ValueError("opposite vectors: the rotation between them is not unique")
-    vx = np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
-    return np.eye(3) + vx + vx @ vx / (1.0 + cos)
-
-
-def tilt_degrees(rotation: np.ndarray) -> float:
-    """The angle (degrees) of a rotation matrix: how far the disc plane lies from the image's rows."""
-    return float(np.degrees(np.arccos(np.clip((np.trace(rotation) - 1.0) / 2.0, -1.0, 1.0))))
-
-
-def grid_points(centre: np.ndarray, axes: np.ndarray, steps: tuple[float, float, float],
-                shape: tuple[int, int, int], origin: tuple[float, float, float]) -> np.ndarray:
-    """Physical points (D, H, W, 3) of a regular grid: p = centre + Σ_d (index_d − origin_d)·steps_d·axes[d].
-
-    ``axes`` (3, 3): rows are the unit directions of the grid's slice, row and column axes.
-    """
-    offsets = [(np.arange(n) - o) * step for n, o, step in zip(shape, origin, steps)]
-    s, i, j = np.meshgrid(*offsets, indexing="ij")                      # (D, H, W) each
-    return centre + s[..., None] * axes[0] + i[..., None] * axes[1] + j[..., None] * axes[2]
-
-
-def volume_indices(vol: Volume, points: np.ndarray) -> np.ndarray:
-    """Continuous voxel indices (3, N) = (slice, row, col) of physical points (N, 3): the vectorised
-    :meth:`Volume.from_patient` (slice index interpolated along the normal, extrapolated by the slice spacing
-    beyond the ends; row and col projected on the nearest slice's plane)."""
-    along = vol.positions @ vol.normal                                  # (S,) slice distances, increasing
-    target = points @ vol.normal                                        # (N,)
-    spacing = vol.slice_spacing if np.isfinite(vol.slice_spacing) and vol.slice_spacing > 0 else 1.0
-    last = len(along) - 1
-    k = np.interp(target, along, np.arange(len(along), dtype=np.float64))
-    k = np.where(target < along[0], (target - along[0]) / spacing, k)
-    k = np.where(target > along[last], last + (target - along[last]) / spacing, k)
-    nearest = np.clip(np.rint(k), 0, last).astype(int)
-    orientation = vol.orientation[None] if vol.orientations is None else vol.orientations[nearest]   # (1|N, 6)
-    delta = points - vol.positions[nearest]                             # (N, 3)
-    row_spacing, col_spacing = vol.pixel_spacing
-    col = np.einsum("nd,nd->n", delta, np.broadcast_to(orientation[:, :3], delta.shape)) / col_spacing
-    row = np.einsum("nd,nd->n", delta, np.broadcast_to(orientation[:, 3:], delta.shape)) / row_spacing
-    return np.stack([k, row, col])
-
-
-def disc_axes(vol: Volume, normal: np.ndarray | None) -> tuple[np.ndarray, float]:
-    """Grid axes (3, 3) (rows: slice, row and column directions) of a disc volume on ``vol``, and the tilt
-    (degrees) of the disc plane from the image rows; the image's own axes when ``normal`` is None."""
     r, c = vol.orientation[:3], vol.orientation[3:]
-    axes = np.stack([np.cross(r, c), c, r])
-    if normal is None:
-        return axes, 0.0
-    rotation = rotation_onto(-c, normal)                                # image "up" onto the disc normal
-    return axes @ rotation.T, tilt_degrees(rotation)
+    # coordinates of the projection on the plane's axes "up" (−c) and r; the angle from up towards r about w
+    up, right = float(direction @ -c), float(direction @ r)
+    if np.hypot(up, right) < MIN_CANAL_STEP_MM:
+        return None
+    return float(np.arctan2(right, up))
 
 
-def sample_disc(vol: Volume, centre: np.ndarray, axes: np.ndarray, shape: tuple[int, int, int],
-                fill: float) -> tuple[np.ndarray, int]:
-    """Trilinear samples (D, H, W) float32 of ``vol`` on the disc grid around ``centre`` (mm), with the series'
-    own slice and pixel spacings; points outside the volume take ``fill``. Also returns the number of grid slices
-    whose centre lies outside the volume (the axis-aligned crop's padded slices)."""
-    depth, height, width = shape
-    steps = (vol.slice_spacing if np.isfinite(vol.slice_spacing) and vol.slice_spacing > 0 else 1.0,
-             *map(float, vol.pixel_spacing))
-    origin = ((depth - 1) // 2, height // 2, width // 2)
-    points = grid_points(centre, axes, steps, shape, origin)
-    index = volume_indices(vol, points.reshape(-1, 3))
-    # indices within a thousandth of a voxel of a whole number are snapped onto it: DICOM stores the direction
-    # cosines to about six decimals, so an untilted grid lands 1e-5 to 1e-4 voxels off the voxel centres; snapped,
-    # it takes the voxels themselves, as the axis-aligned crop does
-    whole = np.rint(index)
-    index = np.where(np.abs(index - whole) < SNAP_VOXELS, whole, index)
-    values = ndimage.map_coordinates(vol.pixels, index, output=np.float32, order=1, mode="constant", cval=fill,
-                                     prefilter=False)
-    centres = index[0].reshape(shape)[:, height // 2, width // 2]
-    padded = int(((centres < -0.5) | (centres > vol.pixels.shape[0] - 0.5)).sum())
-    return values.reshape(shape), padded
+def _snapped(values: np.ndarray, tolerance: float) -> np.ndarray:
+    """``values`` with those within ``tolerance`` of a whole number set to it.
+
+    DICOM stores direction cosines to about six decimals, so an untilted map lands 1e-5 to 1e-4 pixels off the
+    pixel centres; snapped, it takes the pixels themselves, as the axis-aligned crop does.
+    """
+    whole = np.rint(values)
+    return np.where(np.abs(values - whole) < tolerance, whole, values)
+
+
+def slice_map(vol: Volume, row: float, col: float, tilt: float, field: tuple[int, int],
+              size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The map (M (2, 2), b (2,)) from a stored pixel (i', j') to its source pixel (row, col) = M (i', j') + b on a
+    slice, for a field of ``field`` (H, W) source pixels centred on (row, col), turned by ``tilt`` and stored at
+    ``size`` (H', W') (module docstring).
+
+    Stored pixel i' stands for the field pixels around i = s_r i' + (s_r − 1) / 2, so with s_r ≤ 2 one bilinear
+    sample there is their mean (the block mean :func:`spinelib.crops.geometry.resize_stack` takes); field pixel
+    H // 2 is the centre, as in :meth:`spinelib.crops.geometry.Box.centred`.
+    """
+    (height, width), (out_h, out_w) = field, size
+    step_r, step_c = height / out_h, width / out_w
+    r, c = vol.orientation[:3], vol.orientation[3:]
+    w = np.cross(r, c)
+    w = w / np.linalg.norm(w)
+    # Rodrigues about w by θ: v' = v cos θ + (w × v) sin θ (+ w (w·v)(1 − cos θ), zero for in-plane v)
+    cos, sin = np.cos(tilt), np.sin(tilt)
+    c_turned = c * cos + np.cross(w, c) * sin + w * (w @ c) * (1 - cos)
+    r_turned = r * cos + np.cross(w, r) * sin + w * (w @ r) * (1 - cos)
+    row_mm, col_mm = float(vol.pixel_spacing[0]), float(vol.pixel_spacing[1])
+    matrix = np.array([[c_turned @ c * step_r, r_turned @ c * (col_mm / row_mm) * step_c],
+                       [c_turned @ r * (row_mm / col_mm) * step_r, r_turned @ r * step_c]])
+    centre_out = np.array([(height // 2 - (step_r - 1) / 2) / step_r, (width // 2 - (step_c - 1) / 2) / step_c])
+    matrix = _snapped(matrix, SNAP_MATRIX)
+    offset = _snapped(np.array([row, col]) - matrix @ centre_out, SNAP_OFFSET)
+    return matrix, offset
+
+
+def sample_disc(vol: Volume, k: int, row: float, col: float, tilt: float, slices: int, field: tuple[int, int],
+                size: tuple[int, int], fill: float) -> tuple[np.ndarray, int]:
+    """The disc volume (slices, H', W') float32 of ``vol`` around pixel (row, col) of slice ``k``: the slices of
+    :func:`spinelib.crops.geometry.slice_window`, each resampled on the field turned by ``tilt`` (radians) at the
+    stored ``size``; pixels and slices outside the series take ``fill``. Also returns the number of padded slices.
+
+    The image is taken as surrounded by ``fill`` pixels ("grid-constant"), so a sample half a pixel beyond the edge
+    blends the edge with the fill. A stored size below half the field (more than 2 field pixels per stored pixel)
+    samples the whole field and takes block means, so that nothing aliases.
+    """
+    (height, width), (out_h, out_w) = field, size
+    if height / out_h > 2 or width / out_w > 2:
+        full, padded = sample_disc(vol, k, row, col, tilt, slices, field, field, fill)
+        return resize_stack(full, size), padded
+    matrix, offset = slice_map(vol, row, col, tilt, field, size)
+    index, inside = slice_window(k, slices, vol.pixels.shape[0])
+    out = np.full((slices, out_h, out_w), fill, dtype=np.float32)
+    for i in np.flatnonzero(inside):
+        ndimage.affine_transform(vol.pixels[index[i]], matrix, offset, output_shape=(out_h, out_w), output=out[i],
+                                 order=1, mode="grid-constant", cval=fill, prefilter=False)
+    return out, int((~inside).sum())

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spinelib.crops.disc_plane import canal_normal, disc_axes, sample_disc
+from spinelib.crops.disc_plane import canal_direction, in_plane_tilt, sample_disc
 from spinelib.crops.geometry import Box, crop_origin, crop_plane, crop_stack, resize_stack, to_uint8
 from spinelib.crops.plan import BAG_KIND, CropConfig, plan_points, plan_volumes, skipped_labels, with_coordinates
 from spinelib.crops.store import allocate
@@ -95,12 +95,12 @@ def disc_volume(vol: Volume, window: Window, anchor: Volume, row: dict,
 
     The disc centre is the spinal canal point on the ``anchor`` series (row keys ``anchor_instance``,
     ``anchor_x``, ``anchor_y``); on another series (Sagittal T1 for a T2 anchor) it is carried through patient
-    coordinates: voxel (k, y, x) of the anchor -> point p (mm) -> voxel of ``vol``, and the nearest voxel of
-    ``vol`` is the centre. Around it ``volume_slices`` × ``cfg.volume_crop`` voxels of the series' own spacing are
-    sampled: with ``cfg.volume_plane == "disc"`` on the series' grid turned into the disc plane, the plane taken
-    perpendicular to the canal between the neighbouring levels' canal points (row keys ``above_*``, ``below_*``
-    on the anchor series; :mod:`spinelib.crops.disc_plane`); with ``"image"``, or without a neighbouring point,
-    on the series' own axes. The field is then resized to ``cfg.volume_size``. Also used by the grader
+    coordinates: voxel (k, y, x) of the anchor -> point p (mm) -> voxel of ``vol``; the nearest voxel is the
+    centre. Around it ``volume_slices`` slices and the ``cfg.volume_crop`` field of the series' pixels are cut,
+    with ``cfg.volume_plane == "disc"`` turned in the slice plane into the disc plane, which is taken perpendicular
+    to the canal between the neighbouring levels' canal points (row keys ``above_*``, ``below_*`` on the anchor
+    series; :mod:`spinelib.crops.disc_plane`); with ``"image"``, or without a neighbouring point, on the series'
+    own axes. The field is sampled at the stored ``cfg.volume_size``. Also used by the grader
     (:mod:`spinelib.grading.disc_scores`), so training volumes and graded volumes are one cut.
 
     Raises ValueError when the centre falls outside ``vol``.
@@ -112,19 +112,19 @@ def disc_volume(vol: Volume, window: Window, anchor: Volume, row: dict,
         k = int(round(kf))
         if not 0 <= k < vol.pixels.shape[0] or not (0 <= y < vol.pixels.shape[1] and 0 <= x < vol.pixels.shape[2]):
             raise ValueError(f"disc centre falls outside series {vol.series_dir}")
-    centre = vol.to_patient(k, round(y), round(x))              # the nearest voxel: an untilted grid takes voxels
-    normal = None
+    tilt = None
     if cfg.volume_plane == "disc":
-        normal = canal_normal(point, _canal_point(anchor, row, "above"), _canal_point(anchor, row, "below"))
-    axes, tilt = disc_axes(vol, normal)
-    shape = (cfg.volume_slices, *cfg.volume_crop)
-    stack, padded = sample_disc(vol, centre, axes, shape, fill=window[0])
+        direction = canal_direction(point, _canal_point(anchor, row, "above"), _canal_point(anchor, row, "below"))
+        tilt = in_plane_tilt(vol, direction)
+    stack, padded = sample_disc(vol, k, round(y), round(x), tilt or 0.0, cfg.volume_slices, cfg.volume_crop,
+                                cfg.volume_size, fill=window[0])
     if vol.normal[0] < 0:  # slice axis runs from the patient's right to left in every stored volume
         stack = stack[::-1]
     row0, col0 = crop_origin(x, y, Box.centred(*cfg.volume_crop))
     geometry = {"slice_index": k, "x": x, "y": y, "row0": row0, "col0": col0, "padded_slices": padded,
-                "plane": "image" if normal is None else "disc", "tilt_deg": round(tilt, 2)}
-    return _windowed(resize_stack(np.ascontiguousarray(stack), cfg.volume_size), window), geometry
+                "plane": "image" if tilt is None else "disc",
+                "tilt_deg": 0.0 if tilt is None else round(float(np.degrees(tilt)), 2)}
+    return _windowed(np.ascontiguousarray(stack), window), geometry
 
 
 def _loc(vol: Volume, window: Window, row: dict, cfg: CropConfig) -> tuple[np.ndarray, dict]:

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spinelib.crops.disc_plane import canal_normal, disc_axes, rotation_onto, sample_disc, tilt_degrees
+from spinelib.crops.disc_plane import canal_direction, in_plane_tilt, sample_disc
 from spinelib.crops.extract import disc_volume
-from spinelib.crops.geometry import Box, crop_stack
+from spinelib.crops.geometry import Box, crop_stack, resize_stack
 from spinelib.crops.plan import CropConfig, with_neighbours
 from spinelib.data.dicom import Volume
 
@@ -28,43 +28,6 @@ def sagittal_volume(pixels: np.ndarray, orientation=(0.0, 1.0, 0.0, 0.0, 0.0, -1
     return Volume(pixels=pixels, instance_numbers=np.arange(1, pixels.shape[0] + 1), positions=positions,
                   orientation=orientation, pixel_spacing=np.array([PIXEL_MM, PIXEL_MM]), slice_spacing=SLICE_MM,
                   series_dir=Path("synthetic"))
-
-
-def test_rotation_onto_carries_a_onto_b_and_is_a_proper_rotation():
-    rng = np.random.default_rng(0)
-    a, b = (v / np.linalg.norm(v) for v in rng.normal(size=(2, 3)))
-    rotation = rotation_onto(a, b)
-    assert np.allclose(rotation @ a, b)
-    assert np.allclose(rotation @ rotation.T, np.eye(3)) and np.isclose(np.linalg.det(rotation), 1.0)
-    assert np.isclose(tilt_degrees(rotation), np.degrees(np.arccos(a @ b)))
-    assert np.allclose(rotation_onto(a, a), np.eye(3))
-    with pytest.raises(ValueError):
-        rotation_onto(a, -a)
-
-
-def test_canal_normal_is_the_central_difference_or_one_sided_towards_the_head():
-    centre, above, below = np.array([0.0, 0.0, 0.0]), np.array([0.0, 3.0, 40.0]), np.array([0.0, 1.0, -30.0])
-    assert np.allclose(canal_normal(centre, above, below), (above - below) / np.linalg.norm(above - below))
-    assert np.allclose(canal_normal(centre, above, None), above / np.linalg.norm(above))
-    assert np.allclose(canal_normal(centre, None, below), -below / np.linalg.norm(below))
-    assert canal_normal(centre, None, None) is None
-    assert canal_normal(centre, centre + 0.1, None) is None          # coincident points give no direction
-
-
-@pytest.mark.parametrize("orientation", [(0.0, 1.0, 0.0, 0.0, 0.0, -1.0),
-                                         (0.0, 0.96, 0.28, 0.0, 0.28, -0.96)])     # an oblique series too
-def test_an_untilted_grid_takes_exactly_the_voxels_of_the_axis_aligned_crop(orientation):
-    rng = np.random.default_rng(1)
-    vol = sagittal_volume(rng.integers(0, 4000, size=(9, 50, 70)).astype(np.uint16), orientation)
-    k, row, col, shape = 2, 7, 60, (6, 20, 30)          # near the edges: padded slices and columns outside
-    axes, tilt = disc_axes(vol, None)
-    sampled, padded = sample_disc(vol, vol.to_patient(k, row, col), axes, shape, fill=-1.0)
-    expected, expected_padded = crop_stack(vol.pixels.astype(np.float32), k, shape[0], col, row,
-                                           Box.centred(*shape[1:]), fill=-1.0)
-    assert tilt == 0.0 and padded == expected_padded == 0
-    np.testing.assert_array_equal(sampled, expected)
-    sampled, padded = sample_disc(vol, vol.to_patient(0, row, col), axes, (8, 20, 30), fill=-1.0)
-    assert padded == 3 and (sampled[:3] == -1.0).all()
 
 
 def tilted_disc_study(angle_deg: float) -> tuple[Volume, dict]:
@@ -137,3 +100,41 @@ def test_neighbours_are_the_adjacent_levels_on_the_same_series():
 def test_volume_plane_must_be_disc_or_image():
     with pytest.raises(ValueError, match="volume_plane"):
         CropConfig(volume_plane="axial")
+
+
+def test_the_canal_direction_is_the_central_difference_or_one_sided_towards_the_head():
+    centre, above, below = np.array([0.0, 0.0, 0.0]), np.array([0.0, 3.0, 40.0]), np.array([0.0, 1.0, -30.0])
+    assert np.allclose(canal_direction(centre, above, below), above - below)
+    assert np.allclose(canal_direction(centre, above, None), above)
+    assert np.allclose(canal_direction(centre, None, below), -below)
+    assert canal_direction(centre, None, None) is None
+
+
+def test_the_tilt_is_measured_in_the_slice_plane_only():
+    vol = sagittal_volume(np.zeros((3, 10, 10), dtype=np.float32))        # up = +z, columns = +y (posterior)
+    theta = np.radians(25.0)
+    in_plane = np.array([0.0, np.sin(theta), np.cos(theta)]) * 35.0
+    assert np.degrees(in_plane_tilt(vol, in_plane)) == pytest.approx(25.0)
+    # a lateral offset (a neighbour annotated one slice over) does not change the tilt
+    assert np.degrees(in_plane_tilt(vol, in_plane + np.array([4.0, 0.0, 0.0]))) == pytest.approx(25.0)
+    assert in_plane_tilt(vol, np.array([5.0, 0.2, 0.3])) is None           # almost all lateral: no direction
+    assert in_plane_tilt(vol, None) is None
+
+
+@pytest.mark.parametrize("orientation", [(0.0, 1.0, 0.0, 0.0, 0.0, -1.0),
+                                         (0.0, 0.96, 0.28, 0.0, 0.28, -0.96)])     # an oblique series too
+def test_an_untilted_volume_holds_exactly_the_voxels_of_the_axis_aligned_crop(orientation):
+    rng = np.random.default_rng(1)
+    vol = sagittal_volume(rng.integers(0, 4000, size=(9, 50, 70)).astype(np.float32), orientation)
+    for k, row, col in [(2, 7, 60), (0, 25, 3), (8, 49, 35)]:            # near the edges: padded slices, columns
+        sampled, padded = sample_disc(vol, k, row, col, 0.0, 6, (20, 30), (20, 30), fill=-1.0)
+        expected, expected_padded = crop_stack(vol.pixels, k, 6, col, row, Box.centred(20, 30), fill=-1.0)
+        np.testing.assert_array_equal(sampled, expected)
+        assert padded == expected_padded
+        # stored at half size: each stored pixel is the mean of its 2 x 2 block, as resize_stack takes it
+        half, _ = sample_disc(vol, k, row, col, 0.0, 6, (20, 30), (10, 15), fill=-1.0)
+        np.testing.assert_allclose(half, resize_stack(expected, (10, 15)), rtol=1e-5)
+    # a stored size below half the field samples it whole and takes block means
+    quarter, _ = sample_disc(vol, 4, 25, 35, 0.0, 6, (20, 32), (5, 8), fill=-1.0)
+    whole, _ = crop_stack(vol.pixels, 4, 6, 35, 25, Box.centred(20, 32), fill=-1.0)
+    np.testing.assert_allclose(quarter, resize_stack(whole, (5, 8)), rtol=1e-5)
