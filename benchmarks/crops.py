@@ -2,18 +2,27 @@
 
     python benchmarks/crops.py                 # a fresh 40-study phantom in a temporary folder
     python benchmarks/crops.py --root data/phantom --workers 2
+    python benchmarks/crops.py --by-step          # where the time goes (one process)
 
 Prints discs/s and crops/s of ``extract_crops`` (default CPU profile of
 params/crops.yaml) and the ratio of its wall time to the time of only reading
 and decoding every DICOM file of the same series once with pydicom. The files
 are read once before timing so both measurements see a warm page cache.
+
+``--by-step`` times, in a second single-process run, the steps of each study's
+extraction (reading each series, its intensity window, each crop kind's cuts,
+the uint8 conversion) by wrapping them with timers in this process; the rest of
+the wall time is planning and writing the store.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pydicom
@@ -32,12 +41,45 @@ def read_only(files: list[Path]) -> float:
     return time.perf_counter() - start
 
 
+def timed(function: Callable, totals: Counter, name: str) -> Callable:
+    """``function`` adding its wall time to ``totals[name]`` at each call."""
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            totals[name] += time.perf_counter() - start
+    return wrapper
+
+
+def by_step(root: Path, out: Path, cfg) -> tuple[float, Counter]:
+    """One single-process extraction with its steps timed (seconds per step, summed over studies)."""
+    import spinelib.crops.extract as extract
+
+    totals: Counter = Counter()
+    saved = (dict(extract.CROP_KINDS), extract.read_series, extract.intensity_window, extract.to_uint8)
+    try:
+        for name, kind in saved[0].items():
+            extract.CROP_KINDS[name] = dataclasses.replace(kind, cut=timed(kind.cut, totals, f"cut {name}"))
+        extract.read_series = timed(saved[1], totals, "read series")
+        extract.intensity_window = timed(saved[2], totals, "intensity window")
+        extract.to_uint8 = timed(saved[3], totals, "to uint8")
+        start = time.perf_counter()
+        extract_crops(root, out, cfg, workers=1, progress=False)
+        return time.perf_counter() - start, totals
+    finally:
+        extract.CROP_KINDS.clear()
+        extract.CROP_KINDS.update(saved[0])
+        extract.read_series, extract.intensity_window, extract.to_uint8 = saved[1:]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", help="dataset root (default: generate a phantom)")
     parser.add_argument("--studies", type=int, default=40, help="phantom size when --root is not given")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--params", default="params/crops.yaml")
+    parser.add_argument("--by-step", action="store_true", help="also time each step in a single-process run")
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="spinelib-bench-"))
@@ -65,6 +107,13 @@ def main() -> None:
     print(f"crop extraction    : {t_crop:7.2f} s  workers={args.workers}")
     print(f"throughput         : {discs / t_crop:7.1f} discs/s, {crops / t_crop:7.1f} crops/s ({crops} crops)")
     print(f"ratio extraction / read-only: {t_crop / t_read:.2f}x")
+    if args.by_step:
+        total, steps = by_step(root, scratch / "crops-by-step", cfg)
+        print(f"by step (one process, {total:.2f} s; ratio to the bare read in parentheses):")
+        for name, seconds in sorted(steps.items(), key=lambda item: -item[1]):
+            print(f"  {name:<18} {seconds:7.2f} s  ({seconds / t_read:.2f})")
+        rest = total - sum(steps.values())
+        print(f"  {'planning, store':<18} {rest:7.2f} s  ({rest / t_read:.2f})")
 
 
 if __name__ == "__main__":
