@@ -22,7 +22,8 @@ Layout read::
 
 * Each grading column is a task (:data:`GRADING_COLUMNS`); its number of grades K_t is the number of distinct
   values present in the file, and grade index g = rank of the raw value among them (Pfirrmann 1–5 → 0–4).
-  ``config.json`` keeps the raw value of each index under ``grade_values``.
+  ``config.json`` keeps the raw value of each index under ``grade_values``. A column with a single value in the
+  file has nothing to grade: it is logged and is not a task.
 * A graded disc (patient, IVD label k) is found in the mask as label 200 + k. Its centre is the centroid of
   those voxels in physical mm (index → mm through origin, spacing and the direction matrix); its normal is the
   smallest-variance principal axis of the same points (a disc is a flat slab), oriented towards the head.
@@ -187,16 +188,23 @@ def task_grades(gradings: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int], d
     """Grade indices from raw grades: (frame with Int64 task columns, {task: K_t}, {task: raw value per index}).
 
     K_t is the number of distinct raw values of the task in the file; index g is the rank of the raw value
-    (ascending), so an ordinal scale keeps its order (Pfirrmann 1..5 → 0..4, Modic 0..3 → 0..3).
+    (ascending), so an ordinal scale keeps its order (Pfirrmann 1..5 → 0..4, Modic 0..3 → 0..3). A column with
+    fewer than two values in the file has nothing to rank or grade: it is logged and left out of the tasks (its
+    column still holds the indices).
     """
     frame = gradings.copy()
     tasks, values = {}, {}
-    for task in GRADING_COLUMNS.values():
+    for column, task in GRADING_COLUMNS.items():
         present = np.sort(frame[task].dropna().unique())
-        values[task] = [int(v) if float(v).is_integer() else float(v) for v in present]
-        tasks[task] = max(len(present), 1)
         frame[task] = pd.array(np.searchsorted(present, frame[task].fillna(-np.inf)), dtype="Int64")
         frame.loc[gradings[task].isna(), task] = pd.NA
+        if len(present) < 2:
+            found = f"only the value {present[0]:g}" if len(present) else "no value"
+            log.warning("%s: column %r has %s in this file: nothing to grade, so no task %r", GRADINGS_NAME,
+                        column, found, task)
+            continue
+        values[task] = [int(v) if float(v).is_integer() else float(v) for v in present]
+        tasks[task] = len(present)
     return frame, tasks, values
 
 

@@ -156,12 +156,15 @@ def test_level_names_count_from_the_bottom():
         level_name(0)
 
 
-def test_gradings_map_to_tasks_with_grade_counts_from_the_data(spider_root):
-    frame, tasks, values = task_grades(read_gradings(spider_root / "radiological_gradings.csv"))
-    assert set(tasks) == set(GRADING_COLUMNS.values())
+def test_gradings_map_to_tasks_with_grade_counts_from_the_data(spider_root, caplog):
+    with caplog.at_level(logging.WARNING, logger="spinelib.converters.spider"):
+        frame, tasks, values = task_grades(read_gradings(spider_root / "radiological_gradings.csv"))
+    # only 0 is present for the lower endplate in the fixture: one value, nothing to grade, no task
+    assert set(tasks) == set(GRADING_COLUMNS.values()) - {"lower_endplate_defect"}
+    assert any("'low endplate' has only the value 0" in r.getMessage() for r in caplog.records)
+    assert "lower_endplate_defect" not in values and (frame["lower_endplate_defect"].dropna() == 0).all()
     assert tasks["pfirrmann"] == 5 and values["pfirrmann"] == [1, 2, 3, 4, 5]
     assert tasks["modic"] == 3 and tasks["disc_bulging"] == 2
-    assert tasks["lower_endplate_defect"] == 1  # only 0 present in the fixture
     by_disc = frame.set_index(["study_id", "ivd_label"])
     assert by_disc.loc[("1", 1), "pfirrmann"] == 4 and by_disc.loc[("1", 3), "pfirrmann"] == 0
     assert pd.isna(by_disc.loc[("4", 3), "pfirrmann"])
@@ -316,7 +319,8 @@ def _cohort_root(spider_root, root, patients: int = 16):
 
 def test_config_declares_what_the_ranking_study_needs(store):
     config = json.loads((store / "config.json").read_text())
-    assert set(config["tasks"]) == set(GRADING_COLUMNS.values())
+    assert set(config["tasks"]) == set(GRADING_COLUMNS.values()) - {"lower_endplate_defect"}   # one value only
+    assert "lower_endplate_defect" not in pd.read_csv(store / "volume.csv").columns
     assert config["first_grade"] == {} and config["masked"] == {}
     assert config["train_series"] == [SAGITTAL_T2, SAGITTAL_T1] and config["eval_series"] == [SAGITTAL_T2]
     assert config["phantom_truth"] is False
