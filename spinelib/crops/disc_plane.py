@@ -5,8 +5,9 @@ across the middle rows whatever the curve of the spine. SPIDER gives the disc pl
 (:mod:`spinelib.converters.spider`); the RSNA data give one spinal canal point per disc level, so there the plane
 is estimated from the canal itself: the disc is taken perpendicular to the canal's local direction,
 
-    t = p_above − p_below        (central difference over the neighbouring levels' canal points, mm)
-    t = p_above − p  or  p − p_below   (one-sided at the ends of the annotated run: L1/L2, L5/S1)
+    t = the slope at the disc of the parabola through its canal point and two neighbouring levels' (mm),
+        parameterised by the distance along the canal: the levels above and below, or at the ends of the
+        annotated run (L1/L2, L5/S1) the two nearest on the one side there is
 
 projected into the series' slice plane (t − (t·w) w, w the slice normal): the lateral part of t mostly says which
 sagittal slice the annotator picked at each level (one slice, 3–4 mm, over the 30–40 mm between levels is a 5–7°
@@ -32,34 +33,58 @@ from scipy import ndimage
 from spinelib.crops.geometry import resize_stack, slice_window
 from spinelib.data.dicom import Volume
 
-# neighbouring canal points closer than this (mm, in the slice plane) give no direction: the image's axes are kept
+# neighbouring canal points closer than this (mm) give no direction of their own (see canal_direction)
 MIN_CANAL_STEP_MM = 1.0
+# a canal direction whose projection into the slice plane keeps less than this share of its length gives no tilt
+MIN_IN_PLANE = 0.5
 # sampling-map entries within this of a whole number become it (see _snapped)
 SNAP_MATRIX, SNAP_OFFSET = 1e-4, 1e-3
 
 
-def canal_direction(centre: np.ndarray, above: np.ndarray | None, below: np.ndarray | None) -> np.ndarray | None:
-    """The canal's direction t (3,) at a disc, towards the head, from the canal points (mm) of the level above
-    and below: their central difference when both exist, one-sided when one does, None when neither does."""
+def _slope_at_first(p: np.ndarray, q: np.ndarray, t_q: float, r: np.ndarray, t_r: float) -> np.ndarray:
+    """dp/dt at t = 0 of the parabola through p (t = 0), q (t = t_q) and r (t = t_r): the derivatives of the
+    Lagrange basis at 0, −(1/t_q + 1/t_r) for p, −t_r / (t_q (t_q − t_r)) for q, −t_q / (t_r (t_r − t_q)) for r."""
+    return (-(1 / t_q + 1 / t_r) * p - t_r / (t_q * (t_q - t_r)) * q - t_q / (t_r * (t_r - t_q)) * r)
+
+
+def canal_direction(centre: np.ndarray, above: np.ndarray | None, below: np.ndarray | None,
+                    above2: np.ndarray | None = None, below2: np.ndarray | None = None) -> np.ndarray | None:
+    """The canal's direction t (3,) at a disc, towards the head, from the canal points (mm) of the neighbouring
+    levels (``above``, ``below``; ``above2``, ``below2`` the second ones); None when there is no neighbour.
+
+    The canal is taken as the parabola through three consecutive canal points, parameterised by the distance
+    along it (positive towards the head), and t is its slope at the disc: through the level above and below when
+    both exist, else through the two nearest levels on the one side there is (at L1/L2 and L5/S1). A straight
+    difference to a single neighbour would be the canal's direction halfway to it, off by half the turn between
+    two levels (4–6° on the phantom's lordosis); with one neighbour only, that is what is left.
+    """
+    def length(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.linalg.norm(a - b))
+
     if above is not None and below is not None:
-        return above - below
-    if above is not None:
-        return above - centre
-    if below is not None:
-        return centre - below
-    return None
+        t_above, t_below = length(above, centre), -length(below, centre)
+        if min(t_above, -t_below) < MIN_CANAL_STEP_MM:
+            return above - below
+        return _slope_at_first(centre, above, t_above, below, t_below)
+    near, far, sign = (above, above2, 1.0) if above is not None else (below, below2, -1.0)
+    if near is None:
+        return None
+    if far is None or min(length(near, centre), length(far, near)) < MIN_CANAL_STEP_MM:
+        return sign * (near - centre)
+    t_near = sign * length(near, centre)
+    return _slope_at_first(centre, near, t_near, far, t_near + sign * length(far, near))
 
 
 def in_plane_tilt(vol: Volume, direction: np.ndarray | None) -> float | None:
     """The signed angle θ (radians) about the slice normal w from the image's "up" (−c) to ``direction`` projected
-    into the slice plane; None when there is no direction or its projection is shorter than
-    :data:`MIN_CANAL_STEP_MM`."""
+    into the slice plane; None when there is no direction or it lies mostly across the slices (its projection
+    shorter than :data:`MIN_IN_PLANE` of its length: no plane can be read from it)."""
     if direction is None:
         return None
     r, c = vol.orientation[:3], vol.orientation[3:]
     # coordinates of the projection on the plane's axes "up" (−c) and r; the angle from up towards r about w
     up, right = float(direction @ -c), float(direction @ r)
-    if np.hypot(up, right) < MIN_CANAL_STEP_MM:
+    if np.hypot(up, right) <= MIN_IN_PLANE * float(np.linalg.norm(direction)):
         return None
     return float(np.arctan2(right, up))
 

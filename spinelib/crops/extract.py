@@ -26,7 +26,8 @@ import pandas as pd
 
 from spinelib.crops.disc_plane import canal_direction, in_plane_tilt, sample_disc
 from spinelib.crops.geometry import Box, crop_origin, crop_plane, crop_stack, resize_stack, to_uint8
-from spinelib.crops.plan import BAG_KIND, CropConfig, plan_points, plan_volumes, skipped_labels, with_coordinates
+from spinelib.crops.plan import (BAG_KIND, NEIGHBOURS, CropConfig, plan_points, plan_volumes, skipped_labels,
+                                 with_coordinates)
 from spinelib.crops.store import allocate
 from spinelib.data.dicom import ReadFailure, SeriesReadError, Volume, apply_window, intensity_window, read_series
 from spinelib.data.rsna import read_dataset, series_dir
@@ -98,8 +99,8 @@ def disc_volume(vol: Volume, window: Window, anchor: Volume, row: dict,
     coordinates: voxel (k, y, x) of the anchor -> point p (mm) -> voxel of ``vol``; the nearest voxel is the
     centre. Around it ``volume_slices`` slices and the ``cfg.volume_crop`` field of the series' pixels are cut,
     with ``cfg.volume_plane == "disc"`` turned in the slice plane into the disc plane, which is taken perpendicular
-    to the canal between the neighbouring levels' canal points (row keys ``above_*``, ``below_*`` on the anchor
-    series; :mod:`spinelib.crops.disc_plane`); with ``"image"``, or without a neighbouring point, on the series'
+    to the canal at the disc, estimated from the neighbouring levels' canal points (row keys ``above_*``,
+    ``below_*``, ``above2_*``, ``below2_*`` on the anchor series; :mod:`spinelib.crops.disc_plane`); with ``"image"``, or without a neighbouring point, on the series'
     own axes. The field is sampled at the stored ``cfg.volume_size``. Also used by the grader
     (:mod:`spinelib.grading.disc_scores`), so training volumes and graded volumes are one cut.
 
@@ -114,7 +115,7 @@ def disc_volume(vol: Volume, window: Window, anchor: Volume, row: dict,
             raise ValueError(f"disc centre falls outside series {vol.series_dir}")
     tilt = None
     if cfg.volume_plane == "disc":
-        direction = canal_direction(point, _canal_point(anchor, row, "above"), _canal_point(anchor, row, "below"))
+        direction = canal_direction(point, *(_canal_point(anchor, row, side) for side in NEIGHBOURS))
         tilt = in_plane_tilt(vol, direction)
     stack, padded = sample_disc(vol, k, round(y), round(x), tilt or 0.0, cfg.volume_slices, cfg.volume_crop,
                                 cfg.volume_size, fill=window[0])

@@ -129,16 +129,21 @@ def plan_volumes(labels: pd.DataFrame, series: pd.DataFrame, series_types: tuple
 NEIGHBOUR_COLUMNS = [f"{side}_{key}" for side in ("above", "below") for key in ("instance", "x", "y")]
 
 
+# the neighbouring levels a disc's plane is estimated from: prefix -> level offset (negative = towards the head)
+NEIGHBOURS: dict[str, int] = {"above": -1, "below": 1, "above2": -2, "below2": 2}
+
+
 def with_neighbours(anchors: pd.DataFrame) -> pd.DataFrame:
     """``anchors`` (study_id, level, anchor_series_id, anchor_instance, anchor_x, anchor_y: one canal point per
-    disc) with the canal point of the level above and of the level below on the same series as columns
-    ``above_instance``, ``above_x``, ``above_y``, ``below_*`` (missing when that level has no point there):
-    the disc plane of a volume is estimated from them (:mod:`spinelib.crops.disc_plane`)."""
+    disc) with the canal points of the neighbouring levels on the same series as columns ``<prefix>_instance``,
+    ``<prefix>_x``, ``<prefix>_y`` for the prefixes of :data:`NEIGHBOURS` (the level above and below, and the
+    second ones; missing when that level has no point there): the disc plane of a volume is estimated from them
+    (:mod:`spinelib.crops.disc_plane`)."""
     order = {level: i for i, level in enumerate(LEVELS)}
     points = anchors[["study_id", "level", "anchor_series_id", "anchor_instance", "anchor_x", "anchor_y"]].copy()
     points["_rank"] = points["level"].map(order)
     out = anchors.assign(_rank=anchors["level"].map(order))
-    for side, step in (("above", -1), ("below", 1)):
+    for side, step in NEIGHBOURS.items():
         # the neighbour of rank r on this side is the point of rank r + step, matched on the same series
         shifted = points.assign(_rank=points["_rank"] - step).rename(columns={
             "anchor_instance": f"{side}_instance", "anchor_x": f"{side}_x", "anchor_y": f"{side}_y"})

@@ -65,8 +65,8 @@ class CropsParams(Params):
     volume_size: list[int] = param([64, 128], paper=[128, 256], why="CPU: stored at half resolution "
                                                                    "(paper: 128 x 256)")
     volume_plane: str = param("disc", why="ranking paper: disc-centred rotation and resampling; the plane "
-                                          "perpendicular to the canal between the neighbouring levels' canal "
-                                          "points (\"image\": the series' own axes)")
+                                          "perpendicular to the canal, from the neighbouring levels' canal points "
+                                          "(\"image\": the series' own axes)")
     bag_slices: int = param(5, why="multi-stage paper: 5 slices around the annotated instance")
     bag_scale: float = param(0.5, paper=1.0, why="CPU: Table 1 boxes stored at half resolution (paper: 1.0)")
     # keyed by condition (data, not settings): left, right, up, down reach in px

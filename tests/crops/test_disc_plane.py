@@ -95,6 +95,13 @@ def test_neighbours_are_the_adjacent_levels_on_the_same_series():
     # l3_l4 was annotated on another series: neither l2_l3 nor l4_l5 takes it as a neighbour
     assert pd.isna(out.loc[(1, "l2_l3"), "below_instance"]) and pd.isna(out.loc[(1, "l4_l5"), "above_instance"])
     assert out.loc[[(2, "l2_l3")], ["above_instance", "below_instance"]].isna().all(axis=None)
+    # the second neighbours, for the ends of a run: all five levels on one series
+    five = pd.DataFrame({"study_id": 3, "level": ["l1_l2", "l2_l3", "l3_l4", "l4_l5", "l5_s1"], "anchor_series_id": 30,
+                         "anchor_instance": [1, 2, 3, 4, 5], "anchor_x": 0.0, "anchor_y": 0.0})
+    out = with_neighbours(five).set_index("level")
+    assert out.loc["l3_l4", ["above2_instance", "above_instance", "below_instance", "below2_instance"]].tolist() \
+        == [1, 2, 4, 5]
+    assert out.loc["l1_l2", "below2_instance"] == 3 and pd.isna(out.loc["l1_l2", "above2_instance"])
 
 
 def test_volume_plane_must_be_disc_or_image():
@@ -102,12 +109,26 @@ def test_volume_plane_must_be_disc_or_image():
         CropConfig(volume_plane="axial")
 
 
-def test_the_canal_direction_is_the_central_difference_or_one_sided_towards_the_head():
-    centre, above, below = np.array([0.0, 0.0, 0.0]), np.array([0.0, 3.0, 40.0]), np.array([0.0, 1.0, -30.0])
-    assert np.allclose(canal_direction(centre, above, below), above - below)
-    assert np.allclose(canal_direction(centre, above, None), above)
-    assert np.allclose(canal_direction(centre, None, below), -below)
+def test_the_canal_direction_is_the_tangent_of_a_curved_canal_also_at_its_ends():
+    def arc(s_mm: float, radius: float = 200.0) -> np.ndarray:     # a lordotic canal: a circle in the y-z plane
+        angle = s_mm / radius
+        return np.array([0.0, radius * (1 - np.cos(angle)), radius * np.sin(angle)])
+
+    def error_deg(direction: np.ndarray, truth: np.ndarray = np.array([0.0, 0.0, 1.0])) -> float:
+        cos = direction @ truth / (np.linalg.norm(direction) * np.linalg.norm(truth))
+        return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+
+    centre, up, up2, down, down2 = arc(0.0), arc(38.0), arc(70.0), arc(-33.0), arc(-68.0)
+    assert error_deg(canal_direction(centre, up, down)) < 0.2                        # central
+    assert error_deg(canal_direction(centre, up, None, up2)) < 0.3                   # the top of the run
+    assert error_deg(canal_direction(centre, None, down, None, down2)) < 0.3         # the bottom of the run
+    # with one neighbour only: the chord, the tangent halfway to it (about 5° off here)
+    assert error_deg(canal_direction(centre, up, None)) == pytest.approx(np.degrees(19.0 / 200.0), abs=0.1)
     assert canal_direction(centre, None, None) is None
+    # a straight canal: exactly its direction, from any neighbours
+    line = [np.array([0.0, 0.3, 1.0]) * z for z in (0.0, 35.0, 72.0, -30.0, -66.0)]
+    for args in [(line[1], line[3]), (line[1], None, line[2]), (None, line[3], None, line[4])]:
+        assert error_deg(canal_direction(line[0], *args), line[1]) < 1e-6
 
 
 def test_the_tilt_is_measured_in_the_slice_plane_only():
@@ -138,3 +159,38 @@ def test_an_untilted_volume_holds_exactly_the_voxels_of_the_axis_aligned_crop(or
     quarter, _ = sample_disc(vol, 4, 25, 35, 0.0, 6, (20, 32), (5, 8), fill=-1.0)
     whole, _ = crop_stack(vol.pixels, 4, 6, 35, 25, Box.centred(20, 32), fill=-1.0)
     np.testing.assert_allclose(quarter, resize_stack(whole, (5, 8)), rtol=1e-5)
+
+
+def test_on_the_phantom_the_plane_from_the_canal_points_is_the_true_disc_plane(tmp_path):
+    """The phantom paints each disc as a slab across its lordotic arc, so its true normal is the arc's tangent at
+    the disc (turned by the study's pose); the plane estimated from the annotated canal points must match it."""
+    from spinelib.crops.extract import extract_crops
+    from spinelib.data.dicom import read_series
+    from spinelib.data.rsna import series_dir
+    from spinelib.phantom import generate_phantom
+    from spinelib.phantom.anatomy import make_anatomy, tangent
+    from spinelib.phantom.cohort import draw_study, study_ids
+    from spinelib.phantom.series import draw_pose
+
+    studies, seed = 3, 5
+    root = tmp_path / "phantom"
+    generate_phantom(root, studies=studies, seed=seed, test_studies=0, progress=False)
+    extract_crops(root, tmp_path / "crops", CropConfig(volume_slices=4, volume_size=(32, 64)), kinds=("volume",),
+                  progress=False)
+    index = pd.read_csv(tmp_path / "crops" / "volume.csv")
+    index = index[(index["series_description"] == "Sagittal T2/STIR") & (index["plane"] == "disc")]
+    errors = {"inner": [], "end": []}
+    for i, study_id in enumerate(study_ids(seed, studies)):
+        rng, drawn = draw_study(seed, i)
+        anatomy = make_anatomy(rng, drawn["severity"], drawn["degeneration"], drawn["height_loss"])
+        rotation, _ = draw_pose(rng)
+        for row in index[index["study_id"] == study_id].itertuples():
+            k = ["l1_l2", "l2_l3", "l3_l4", "l4_l5", "l5_s1"].index(row.level) + 1
+            true_normal = rotation @ tangent(anatomy, float(anatomy.disc_centre_s[k]))[0]
+            vol = read_series(series_dir(root, study_id, int(row.series_id)), normalise=None)
+            error = row.tilt_deg - np.degrees(in_plane_tilt(vol, true_normal))
+            errors["end" if k in (1, 5) else "inner"].append(abs(error))
+    # degrees, against tilts of 10-25°; the canal points sit at each level's residual canal, which the disc's
+    # bulge and the ligament move by a millimetre or two, more than the curve's own error (ends extrapolate it)
+    assert len(errors["inner"]) >= 6 and max(errors["inner"]) < 1.5, errors
+    assert len(errors["end"]) >= 4 and max(errors["end"]) < 4.0 and np.mean(errors["end"]) < 2.0, errors
