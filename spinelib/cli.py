@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 # Each sub-command imports its library lazily: ``spinelib check-data`` must not pay for torch. The ``phantom``
-# sub-command lives in spinelib.phantom.command (``python -m spinelib.phantom`` runs it too, without this module).
+# sub-command lives in spinelib.phantom_cli (``python -m spinelib.phantom_cli`` runs it too, without this module).
 
 
 def _phantom(args: argparse.Namespace) -> int:

@@ -122,12 +122,17 @@ def describe(record: dict[str, Any] | None) -> str:
             f"{params.get('class', '?')} {params.get('profile', '?')} profile")
 
 
+def is_phantom_stamp(implementation_name: str) -> bool:
+    """Whether a DICOM meta header's ImplementationVersionName is the phantom's stamp."""
+    return implementation_name.strip() == PHANTOM_MARK
+
+
 def written_by_phantom(dicom_file: str | Path) -> bool:
     """Whether the phantom wrote this DICOM file (its meta header's implementation name)."""
     import pydicom
 
     meta = pydicom.dcmread(dicom_file, stop_before_pixels=True, specific_tags=[]).file_meta
-    return str(getattr(meta, "ImplementationVersionName", "")).strip() == PHANTOM_MARK
+    return is_phantom_stamp(str(getattr(meta, "ImplementationVersionName", "")))
 
 
 def mismatch_warning(records: dict[str, dict[str, Any] | None], real_studies: list[str]) -> str | None:

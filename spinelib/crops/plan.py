@@ -126,9 +126,6 @@ def plan_volumes(labels: pd.DataFrame, series: pd.DataFrame, series_types: tuple
     return plan.sort_values(["study_id", "level", "series_description"]).reset_index(drop=True)
 
 
-NEIGHBOUR_COLUMNS = [f"{side}_{key}" for side in ("above", "below") for key in ("instance", "x", "y")]
-
-
 # the neighbouring levels a disc's plane is estimated from: prefix -> level offset (negative = towards the head)
 NEIGHBOURS: dict[str, int] = {"above": -1, "below": 1, "above2": -2, "below2": 2}
 

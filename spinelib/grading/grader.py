@@ -36,7 +36,7 @@ from spinelib.data.dicom import Volume
 from spinelib.data.rsna import COORDINATE_COLUMNS, read_series_descriptions
 from spinelib.data.study_images import read_study, study_series
 from spinelib.progress import progress_bar
-from spinelib.provenance import PHANTOM_MARK, mismatch_warning, read_provenance
+from spinelib.provenance import is_phantom_stamp, mismatch_warning, read_provenance
 from spinelib.studies.multistage.grading import load_graders, predict_bags
 from spinelib.studies.multistage.localisation import Localisers, localise_study
 
@@ -58,12 +58,12 @@ def written_by_other(volumes: dict[int, Volume]) -> bool:
     """Whether a study's files were written by something other than the phantom (a scanner, a re-stamp).
 
     ``volumes``: the study's read series (:func:`read_study` with ``keep_volumes``), in series order. The first
-    one's ``implementation_version_name`` (its first usable file's meta header) is compared with the phantom's
-    stamp, as :func:`spinelib.provenance.written_by_phantom` compares a file's. A study with no readable series
-    cannot be checked and does not count as written by another.
+    one's ``implementation_version_name`` (its first usable file's meta header) is checked against the phantom's
+    stamp (:func:`spinelib.provenance.is_phantom_stamp`). A study with no readable series cannot be checked and
+    does not count as written by another.
     """
     first = next(iter(volumes.values()), None)
-    return first is not None and first.implementation_version_name.strip() != PHANTOM_MARK
+    return first is not None and not is_phantom_stamp(first.implementation_version_name)
 
 
 @dataclass
