@@ -22,15 +22,17 @@ feet) to n about w. Each slice of the volume is then resampled on its own grid t
 with c' = R c, r' = R r the turned column and row directions (R the rotation by θ about w), (Δr, Δc) the pixel
 spacing, s_r, s_c the field pixels per stored pixel and (i0, j0) the centre of the stored grid. With no
 neighbouring canal point on the series the plane cannot be estimated and θ = 0 (recorded as ``plane = "image"``);
-at θ = 0 and a stored size of the whole field the volume holds exactly the voxels of the axis-aligned crop.
+at θ = 0 and a stored size of the whole field the volume holds the voxels of the axis-aligned crop (to the float32
+rounding of the sampling coordinates, about 1e-5 pixel: :func:`bilinear_affine`).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
+import torch
+import torch.nn.functional as F
 
-from spinelib.crops.geometry import resize_stack, slice_window
+from spinelib.crops.geometry import Box, crop_plane, resize_stack, slice_window
 from spinelib.data.dicom import Volume
 
 # neighbouring canal points closer than this (mm) give no direction of their own (see canal_direction)
@@ -144,7 +146,45 @@ def sample_disc(vol: Volume, k: int, row: float, col: float, tilt: float, slices
     matrix, offset = slice_map(vol, row, col, tilt, field, size)
     index, inside = slice_window(k, slices, vol.pixels.shape[0])
     out = np.full((slices, out_h, out_w), fill, dtype=np.float32)
-    for i in np.flatnonzero(inside):
-        ndimage.affine_transform(vol.pixels[index[i]], matrix, offset, output_shape=(out_h, out_w), output=out[i],
-                                 order=1, mode="grid-constant", cval=fill, prefilter=False)
+    if inside.any():
+        first, last = index[inside][0], index[inside][-1]
+        out[inside] = bilinear_affine(vol.pixels[first : last + 1], matrix, offset, size, fill)  # a view, no copy
     return out, int((~inside).sum())
+
+
+def bilinear_affine(images: np.ndarray, matrix: np.ndarray, offset: np.ndarray, size: tuple[int, int],
+                    fill: float) -> np.ndarray:
+    """Bilinear samples (N, H', W') float32 of ``images`` (N, H, W) (float32, or cast to it) at (row, col) = M (i', j') + b for
+    every stored pixel (i', j') of ``size`` (H', W'), the same map on every image; beyond the images' edges the
+    pixels are ``fill`` (a sample half a pixel out blends the edge with it: scipy's "grid-constant").
+
+    Only the box of source pixels the samples touch is handed on (a view when it lies inside the images, else a
+    copy padded with ``fill``), so the cost does not grow with the matrix; then one ``affine_grid`` +
+    ``grid_sample`` call for the whole stack, about ten times faster than scipy's ``affine_transform`` slice by
+    slice, which computes the same (tested, to float32 rounding of the coordinates). torch maps normalised
+    coordinates, −1 and 1 at the outer edges of the first and last pixel (align_corners=False): the stored pixel
+    (i', j') is (u, v) = ((2 j' + 1) / W' − 1, (2 i' + 1) / H' − 1) and a box pixel (row, col) is
+    (x, y) = ((2 col + 1) / w − 1, (2 row + 1) / h − 1), so the map becomes theta = to_xy · [M | b] · from_uv
+    (3 × 3, homogeneous).
+    """
+    (height, width), (out_h, out_w) = images.shape[-2:], size
+    # the box: every sample's two rows and two columns (floor, floor + 1), one pixel of margin for rounding
+    corners = matrix @ np.array([[0, 0, out_h - 1, out_h - 1], [0, out_w - 1, 0, out_w - 1]]) + offset[:, None]
+    (r0, c0), (r1, c1) = np.floor(corners.min(axis=1)).astype(int) - 1, np.floor(corners.max(axis=1)).astype(int) + 3
+    if r0 >= 0 and c0 >= 0 and r1 <= height and c1 <= width:
+        box = images[:, r0:r1, c0:c1]
+    else:
+        box = crop_plane(images, c0, r0, Box(left=0, right=c1 - c0, up=0, down=r1 - r0), fill)
+    from_uv = np.array([[0.0, out_h / 2, (out_h - 1) / 2], [out_w / 2, 0.0, (out_w - 1) / 2], [0.0, 0.0, 1.0]])
+    row_col = np.vstack([np.column_stack([matrix, offset - (r0, c0)]), [0.0, 0.0, 1.0]])
+    h, w = r1 - r0, c1 - c0
+    to_xy = np.array([[0.0, 2 / w, 1 / w - 1], [2 / h, 0.0, 1 / h - 1], [0.0, 0.0, 1.0]])
+    theta = torch.from_numpy((to_xy @ row_col @ from_uv)[:2])
+    # one grid (in float64, then float32: coordinates to ~1e-5 px) shared by every image of the stack
+    grid = F.affine_grid(theta[None], [1, 1, out_h, out_w], align_corners=False).float()   # (1, H', W', 2)
+    n = len(images)
+    source = torch.from_numpy(box).float().unsqueeze(1)        # (N, 1, h, w); no copy when already float32
+    # every sample lies inside the box, so the padding mode never applies
+    sampled = F.grid_sample(source, grid.expand(n, out_h, out_w, 2), mode="bilinear", padding_mode="border",
+                            align_corners=False)
+    return sampled.squeeze(1).numpy()

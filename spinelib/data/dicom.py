@@ -12,7 +12,9 @@ and slices are ordered by ``dot(p, n)`` with ``n = r x c`` (never by file name
 or InstanceNumber, which do not always follow position).
 
 Compressed transfer syntaxes decode through pydicom's pixel-data plugins
-(pylibjpeg, pylibjpeg-openjpeg, pylibjpeg-libjpeg, pylibjpeg-rle, pyjpegls).
+(pylibjpeg, pylibjpeg-openjpeg, pylibjpeg-libjpeg, pylibjpeg-rle, pyjpegls); the
+common single-frame native and RLE Lossless files (every RSNA file) are decoded
+here with pylibjpeg-rle's frame decoder, to the same array (:func:`_stored_pixels`).
 A file that cannot be read is reported as a :class:`ReadFailure` and skipped.
 """
 
@@ -24,6 +26,9 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+from pydicom.encaps import generate_frames
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
+from rle.utils import decode_frame
 
 from spinelib.progress import progress_bar
 
@@ -70,9 +75,29 @@ _GEOMETRY_TAGS: dict[str, int] = {
 
 
 def _value(ds: pydicom.Dataset, tag: int):
-    """The tag's value, None when the tag is absent or empty (both mean "not given" to the callers)."""
-    element = ds.get(tag)
-    return None if element is None or element.value in (None, "") else element.value
+    """The tag's value, None when the tag is absent or empty (both mean "not given" to the callers).
+
+    A decimal or integer string (every geometry tag is DS or IS) is returned as its text, split at the backslashes
+    when it holds several values, straight from the file's bytes: pydicom's conversion of a raw element into
+    DSfloat objects costs more than the rest of the header (``_floats`` and ``_integer`` parse the text as it does).
+    """
+    element = ds.get_item(tag)   # the raw element as read, when nothing has converted it yet
+    if element is None:
+        return None
+    if isinstance(element.value, bytes) and element.VR in ("DS", "IS"):
+        text = element.value.decode("ascii").strip(" \0")
+        value = text.split("\\") if "\\" in text else text
+    else:
+        value = ds[tag].value   # other VRs, implicit VR files (no VR on the raw element), converted elements
+    return None if value in (None, "") else value
+
+
+def _integer(value) -> int:
+    """An IS value (text or number) as an int; "12.0" is 12, "12.5" is malformed (ValueError), as for pydicom."""
+    number = float(value)
+    if not number.is_integer():
+        raise ValueError(f"InstanceNumber {value!r} is not an integer")
+    return int(number)
 
 
 def _floats(value, size: int) -> np.ndarray:
@@ -101,7 +126,7 @@ def _geometry(ds: pydicom.Dataset) -> dict:
     """The fields a volume needs: instance number, geometry, spacing, rescale."""
     v = {name: _value(ds, tag) for name, tag in _GEOMETRY_TAGS.items()}
     return {
-        "instance_number": None if v["instance_number"] is None else int(v["instance_number"]),
+        "instance_number": None if v["instance_number"] is None else _integer(v["instance_number"]),
         "position": _floats(v["position"], 3),
         "orientation": _floats(v["orientation"], 6),
         "pixel_spacing": _floats(v["pixel_spacing"], 2),
@@ -154,6 +179,56 @@ def read_header(path: Path) -> dict:
         raise InstanceReadError(path, f"malformed header ({exc})") from exc
 
 
+# Syntaxes whose single greyscale frame :func:`_stored_pixels` decodes itself: pydicom's pixel pipeline checks
+# its options and some twenty tags at every call, which on a small MR slice costs as much as the decode
+# (benchmarks/crops.py). Other syntaxes go through ``ds.pixel_array``.
+_NATIVE_LITTLE_ENDIAN = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+
+
+# SamplesPerPixel, Rows, Columns, BitsAllocated, BitsStored, PixelRepresentation (all US)
+_IMAGE_PIXEL_TAGS = (0x00280002, 0x00280010, 0x00280011, 0x00280100, 0x00280101, 0x00280103)
+
+
+def _little_endian_us(ds: pydicom.Dataset, tag: int) -> int | None:
+    """A US tag of a little-endian file straight from its two bytes (None when absent or empty)."""
+    element = ds.get_item(tag)
+    if element is None or element.value in (None, b"", ""):
+        return None
+    return int.from_bytes(element.value[:2], "little") if isinstance(element.value, bytes) else int(element.value)
+
+
+def _stored_pixels(ds: pydicom.Dataset) -> np.ndarray:
+    """The stored pixels (rows, columns) of one file, the array ``ds.pixel_array`` gives.
+
+    Native little-endian and RLE Lossless files of one frame and one sample, 8 or 16 bits allocated, are decoded
+    here (bytes -> uint8, uint16 or int16); pydicom decodes everything else, and every file whose values could
+    need its sign extension (signed, fewer bits stored than allocated) or its handling of set bits above
+    BitsStored, or whose pixel data is short (its error then names the problem). The tests compare both.
+    """
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax not in (*_NATIVE_LITTLE_ENDIAN, RLELossless):
+        return ds.pixel_array
+    samples, rows, columns, bits, bits_stored, signed = (_little_endian_us(ds, tag) for tag in _IMAGE_PIXEL_TAGS)
+    simple = (samples in (None, 1) and int(_value(ds, 0x00280008) or 1) == 1 and bits in (8, 16)   # NumberOfFrames
+              and signed in (0, 1) and bool(rows) and bool(columns) and bool(bits_stored)
+              and (signed == 0 or bits_stored == bits))
+    if not simple:
+        return ds.pixel_array
+    dtype = np.dtype(f"<{'i' if signed else 'u'}{bits // 8}")
+    size = rows * columns
+    if syntax == RLELossless:
+        # RLE keeps each byte plane of a 16-bit sample as its own segment; decode_frame interleaves them again
+        data = decode_frame(next(generate_frames(ds.PixelData, number_of_frames=1)), size, bits, "<")
+    else:
+        data = ds.PixelData
+    if len(data) < size * dtype.itemsize:
+        return ds.pixel_array
+    pixels = np.frombuffer(data, dtype=dtype, count=size).reshape(rows, columns)
+    if not signed and bits_stored < bits and int(pixels.max()) >> bits_stored:
+        return ds.pixel_array
+    return pixels
+
+
 def _read_stored(path: Path, describe) -> tuple[dict, np.ndarray]:
     """Header (from ``describe``) and the stored 2-D pixel array, as decoded, of one file."""
     ds = _dcmread(path, stop_before_pixels=False)
@@ -162,10 +237,10 @@ def _read_stored(path: Path, describe) -> tuple[dict, np.ndarray]:
     except (TypeError, ValueError) as exc:
         raise InstanceReadError(path, f"malformed header ({exc})") from exc
     # pydicom reads a file cut before its pixel data without complaint: check explicitly
-    if "PixelData" not in ds:
+    if 0x7FE00010 not in ds:   # PixelData
         raise InstanceReadError(path, "no pixel data (file truncated before PixelData?)")
     try:
-        stored = ds.pixel_array
+        stored = _stored_pixels(ds)
     except Exception as exc:  # decoder plugins raise many types; re-raised with the reason
         raise InstanceReadError(
             path, f"pixel data not decodable ({type(exc).__name__}: {exc}; "
@@ -355,7 +430,12 @@ def _implementation_name(ds: pydicom.Dataset) -> str:
 
     Recorded so that callers can tell who wrote a series (e.g. the phantom's stamp) without reading a file again.
     """
-    return str(getattr(getattr(ds, "file_meta", None), "ImplementationVersionName", ""))
+    meta = getattr(ds, "file_meta", None)
+    element = None if meta is None else meta.get_item(0x00020013)   # raw: no value conversion for one name
+    if element is None or element.value is None:
+        return ""
+    value = element.value
+    return value.decode("ascii", "replace").strip(" \0") if isinstance(value, bytes) else str(value)
 
 
 def _series_header(ds: pydicom.Dataset) -> dict:

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pydicom
 import pytest
 from pydicom.pixels import get_encoder
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGLSLossless,
+    MRImageStorage,
     RLELossless,
+    generate_uid,
 )
 
 from spinelib.data.dicom import (
     InstanceReadError,
     SeriesReadError,
+    _integer,
+    _stored_pixels,
     normalise_intensity,
     read_header,
     read_instance,
@@ -168,3 +176,82 @@ def test_volume_records_who_wrote_the_files(sagittal_series, tiny_phantom):
     assert read_series(folder).implementation_version_name.startswith("PYDICOM")   # pydicom's own stamp
     phantom_series = sorted((tiny_phantom / "train_images").glob("*/*"))[0]
     assert read_series(phantom_series).implementation_version_name == "SPINELIB_PHANTOM"
+
+
+def _pixel_file(path, pixels: np.ndarray, *, bits_stored: int, syntax) -> Path:
+    """One single-frame greyscale file of ``pixels`` (uint8, uint16 or int16) in transfer syntax ``syntax``."""
+    ds = pydicom.Dataset()
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = MRImageStorage
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID, ds.SOPInstanceUID = MRImageStorage, ds.file_meta.MediaStorageSOPInstanceUID
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = pixels.itemsize * 8, bits_stored, bits_stored - 1
+    ds.PixelRepresentation = int(pixels.dtype.kind == "i")
+    ds.PixelData = np.ascontiguousarray(pixels).tobytes()
+    if syntax == RLELossless:
+        ds.compress(RLELossless)
+    elif syntax == ImplicitVRLittleEndian:
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless],
+                         ids=["explicit-le", "implicit-le", "rle"])
+@pytest.mark.parametrize("dtype, bits_stored, high, decoded_here", [
+    (np.uint16, 12, 4095, True),     # RSNA's 12-bit MR
+    (np.uint16, 16, 65535, True),
+    (np.uint8, 8, 255, True),
+    (np.int16, 16, 30000, True),      # signed, every bit stored: nothing to extend
+    (np.int16, 12, 2047, False),      # signed in 12 of 16 bits: pydicom sign-extends
+    (np.uint16, 12, 8191, False),     # a bit above BitsStored set: pydicom decides what it means
+], ids=["u16-12", "u16-16", "u8", "i16-16", "i16-12", "u16-12-high-bits"])
+def test_pixels_decoded_without_pydicoms_pipeline_are_its_pixel_array(tmp_path, monkeypatch, syntax, dtype,
+                                                                      bits_stored, high, decoded_here):
+    rng = np.random.default_rng(3)
+    low = -high - 1 if np.dtype(dtype).kind == "i" else 0
+    pixels = rng.integers(low, high + 1, size=(24, 40)).astype(dtype)
+    if bits_stored < np.dtype(dtype).itemsize * 8 and np.dtype(dtype).kind == "i":
+        pixels = pixels.astype(np.uint16).astype(dtype) & 0x0FFF    # 12-bit two's complement as stored
+    path = _pixel_file(tmp_path / "1.dcm", pixels, bits_stored=bits_stored, syntax=syntax)
+    expected = pydicom.dcmread(path).pixel_array
+    calls = []
+    original = pydicom.Dataset.pixel_array
+    monkeypatch.setattr(pydicom.Dataset, "pixel_array",
+                        property(lambda ds: calls.append(1) or original.fget(ds)))
+    decoded = _stored_pixels(pydicom.dcmread(path))
+    assert decoded.dtype == expected.dtype and decoded.shape == (24, 40)
+    np.testing.assert_array_equal(decoded, expected)
+    assert (not calls) == decoded_here
+
+
+def test_geometry_read_from_the_raw_tags_is_pydicoms(tmp_path, rsna):
+    path = rsna.write_dicom(tmp_path / "1.dcm", rsna.slice_pixels(0), instance_number=7, position=(1.5, -2.25, 3e-3),
+                            rescale=(2.5, -10.0))
+    ds = pydicom.dcmread(path)
+    header = read_header(path)
+    assert header["instance_number"] == 7
+    np.testing.assert_array_equal(header["position"], [float(v) for v in ds.ImagePositionPatient])
+    np.testing.assert_array_equal(header["orientation"], [float(v) for v in ds.ImageOrientationPatient])
+    np.testing.assert_array_equal(header["pixel_spacing"], [float(v) for v in ds.PixelSpacing])
+    assert (header["rescale_slope"], header["rescale_intercept"]) == (2.5, -10.0)
+    assert header["slice_thickness"] == float(ds.SliceThickness)
+    # implicit VR files carry no VR on their raw elements: read through pydicom's dictionary
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    ds.save_as(tmp_path / "implicit.dcm", enforce_file_format=True)
+    implicit = read_header(tmp_path / "implicit.dcm")
+    np.testing.assert_array_equal(implicit["position"], header["position"])
+    assert implicit["instance_number"] == 7
+
+
+@pytest.mark.parametrize("text, number", [("12", 12), (" 12 ", 12), ("12.0", 12)])
+def test_instance_number_text_is_an_integer(text, number):
+    assert _integer(text) == number
+
+
+def test_a_fractional_instance_number_is_malformed():
+    with pytest.raises(ValueError, match="not an integer"):
+        _integer("12.5")
