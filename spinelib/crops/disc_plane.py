@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from spinelib.crops.geometry import Box, crop_plane, resize_stack, slice_window
+from spinelib.crops.geometry import resize_stack, slice_window
 from spinelib.data.dicom import Volume
 
 # neighbouring canal points closer than this (mm) give no direction of their own (see canal_direction)
@@ -154,37 +154,38 @@ def sample_disc(vol: Volume, k: int, row: float, col: float, tilt: float, slices
 
 def bilinear_affine(images: np.ndarray, matrix: np.ndarray, offset: np.ndarray, size: tuple[int, int],
                     fill: float) -> np.ndarray:
-    """Bilinear samples (N, H', W') float32 of ``images`` (N, H, W) (float32, or cast to it) at (row, col) = M (i', j') + b for
-    every stored pixel (i', j') of ``size`` (H', W'), the same map on every image; beyond the images' edges the
-    pixels are ``fill`` (a sample half a pixel out blends the edge with it: scipy's "grid-constant").
+    """Bilinear samples (N, H', W') float32 of ``images`` (N, H, W) (float32, or cast to it) at
+    (row, col) = M (i', j') + b for every stored pixel (i', j') of ``size`` (H', W'), the same map on every image;
+    beyond the images' edges the pixels are ``fill`` (a sample half a pixel out blends the edge with it: scipy's
+    "grid-constant").
 
-    Only the box of source pixels the samples touch is handed on (a view when it lies inside the images, else a
-    copy padded with ``fill``), so the cost does not grow with the matrix; then one ``affine_grid`` +
-    ``grid_sample`` call for the whole stack, about ten times faster than scipy's ``affine_transform`` slice by
-    slice, which computes the same (tested, to float32 rounding of the coordinates). torch maps normalised
-    coordinates, −1 and 1 at the outer edges of the first and last pixel (align_corners=False): the stored pixel
-    (i', j') is (u, v) = ((2 j' + 1) / W' − 1, (2 i' + 1) / H' − 1) and a box pixel (row, col) is
-    (x, y) = ((2 col + 1) / w − 1, (2 row + 1) / h − 1), so the map becomes theta = to_xy · [M | b] · from_uv
-    (3 × 3, homogeneous).
+    One ``grid_sample`` call for the whole stack, about ten times faster than scipy's ``affine_transform`` slice
+    by slice, which computes the same (tested, to float32 rounding of the coordinates). It reads only the box of
+    pixels the samples touch, a view of the images (so the cost does not grow with the matrix), and pads it with
+    zeros: a sample is then Σ w v over its neighbours inside the images, and adding fill × (1 − Σ w), the weight
+    of its neighbours outside (the same sampling of ones), gives the fill padding without copying the pixels.
+    torch takes coordinates normalised to the box, −1 and 1 at the outer edges of its first and last pixel
+    (align_corners=False): box pixel (row, col) is (x, y) = ((2 col + 1) / w − 1, (2 row + 1) / h − 1).
     """
     (height, width), (out_h, out_w) = images.shape[-2:], size
-    # the box: every sample's two rows and two columns (floor, floor + 1), one pixel of margin for rounding
+    # the box: every sample's two rows and two columns (floor, floor + 1) and a pixel of margin, inside the images
     corners = matrix @ np.array([[0, 0, out_h - 1, out_h - 1], [0, out_w - 1, 0, out_w - 1]]) + offset[:, None]
-    (r0, c0), (r1, c1) = np.floor(corners.min(axis=1)).astype(int) - 1, np.floor(corners.max(axis=1)).astype(int) + 3
-    if r0 >= 0 and c0 >= 0 and r1 <= height and c1 <= width:
-        box = images[:, r0:r1, c0:c1]
-    else:
-        box = crop_plane(images, c0, r0, Box(left=0, right=c1 - c0, up=0, down=r1 - r0), fill)
-    from_uv = np.array([[0.0, out_h / 2, (out_h - 1) / 2], [out_w / 2, 0.0, (out_w - 1) / 2], [0.0, 0.0, 1.0]])
-    row_col = np.vstack([np.column_stack([matrix, offset - (r0, c0)]), [0.0, 0.0, 1.0]])
+    r0, c0 = np.maximum(np.floor(corners.min(axis=1)).astype(int) - 1, 0)
+    r1, c1 = np.minimum(np.floor(corners.max(axis=1)).astype(int) + 3, (height, width))
+    out = np.full((len(images), out_h, out_w), fill, dtype=np.float32)
+    if r0 >= r1 or c0 >= c1:
+        return out   # the field lies wholly beyond the images
     h, w = r1 - r0, c1 - c0
-    to_xy = np.array([[0.0, 2 / w, 1 / w - 1], [2 / h, 0.0, 1 / h - 1], [0.0, 0.0, 1.0]])
-    theta = torch.from_numpy((to_xy @ row_col @ from_uv)[:2])
-    # one grid (in float64, then float32: coordinates to ~1e-5 px) shared by every image of the stack
-    grid = F.affine_grid(theta[None], [1, 1, out_h, out_w], align_corners=False).float()   # (1, H', W', 2)
-    n = len(images)
-    source = torch.from_numpy(box).float().unsqueeze(1)        # (N, 1, h, w); no copy when already float32
-    # every sample lies inside the box, so the padding mode never applies
-    sampled = F.grid_sample(source, grid.expand(n, out_h, out_w, 2), mode="bilinear", padding_mode="border",
-                            align_corners=False)
-    return sampled.squeeze(1).numpy()
+    i, j = np.arange(out_h, dtype=np.float64)[:, None], np.arange(out_w, dtype=np.float64)[None, :]
+    rows = matrix[0, 0] * i + matrix[0, 1] * j + (offset[0] - r0)   # (H', W') box coordinates of every sample
+    cols = matrix[1, 0] * i + matrix[1, 1] * j + (offset[1] - c0)
+    grid = torch.from_numpy(np.stack([(2 * cols + 1) / w - 1, (2 * rows + 1) / h - 1], axis=-1).astype(np.float32))
+    grid = grid.expand(len(images), out_h, out_w, 2)                 # one grid for the stack: (N, H', W', (x, y))
+    box = torch.from_numpy(images[:, r0:r1, c0:c1]).float().unsqueeze(1)   # (N, 1, h, w), a view when float32
+    sampled = F.grid_sample(box, grid, mode="bilinear", padding_mode="zeros", align_corners=False).squeeze(1)
+    if r0 == 0 or c0 == 0 or r1 == height or c1 == width:            # samples may have neighbours beyond an edge
+        inside = F.grid_sample(torch.ones(1, 1, h, w), grid[:1], mode="bilinear", padding_mode="zeros",
+                               align_corners=False).squeeze(1)       # Σ w over neighbours inside: (1, H', W')
+        sampled += fill * (1 - inside)
+    out[:] = sampled.numpy()
+    return out

@@ -206,6 +206,8 @@ def test_on_the_phantom_the_plane_from_the_canal_points_is_the_true_disc_plane(t
     (np.eye(2), (3.0, 4.0), False),                              # a shift: samples on pixel centres
     (np.array([[1.8, -0.6], [0.5, 1.9]]), (20.5, -3.2), True),    # turned, 2 field pixels per stored pixel
     (np.array([[0.9, 0.3], [-0.2, 1.1]]), (45.0, 60.0), True),    # reaching past the bottom-right edge
+    (np.array([[0.9, 0.3], [-0.2, 1.1]]), (-30.0, -20.0), True),  # past the top-left edge
+    (np.eye(2), (500.0, 500.0), True),                            # wholly beyond the images
 ])
 def test_bilinear_affine_samples_as_scipy_affine_transform_does(matrix, offset, beyond):
     """One torch call for the stack computes what scipy's affine_transform (order 1, grid-constant) gives slice by
