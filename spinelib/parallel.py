@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterator, Sequence
-
-import torch
 
 from spinelib.progress import progress_bar
 
 
 def _one_thread() -> None:
     """Each worker's torch ops on one thread: the processes are the parallelism. Left at torch's default (a thread
-    per core) in every worker, two workers' resampling on two cores ran three times slower than one process."""
-    torch.set_num_threads(1)
+    per core) in every worker, two workers' resampling on two cores ran three times slower than one process.
+
+    Only where torch is loaded already (the workers are forked from a caller that uses it, e.g. crop extraction):
+    importing it here would cost a caller that never uses torch (``check-data``) half a gigabyte per worker.
+    """
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
 
 
 def process_map(fn: Callable, jobs: Sequence, workers: int, *, chunksize: int = 1, progress: bool = True,
