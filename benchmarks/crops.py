@@ -35,11 +35,10 @@ from spinelib.params.data import CropsParams
 from spinelib.paths import resolve
 
 
-def _read_files(files: list[Path]) -> int:
+def _read_files(files: list[Path]) -> None:
     """Read and decode ``files`` with pydicom, keeping nothing: the baseline's unit of work (one series)."""
     for path in files:
         pydicom.dcmread(path).pixel_array
-    return len(files)
 
 
 def read_only(series_files: list[list[Path]], workers: int = 1) -> float:

@@ -172,9 +172,8 @@ def bilinear_affine(images: np.ndarray, matrix: np.ndarray, offset: np.ndarray, 
     corners = matrix @ np.array([[0, 0, out_h - 1, out_h - 1], [0, out_w - 1, 0, out_w - 1]]) + offset[:, None]
     r0, c0 = np.maximum(np.floor(corners.min(axis=1)).astype(int) - 1, 0)
     r1, c1 = np.minimum(np.floor(corners.max(axis=1)).astype(int) + 3, (height, width))
-    out = np.full((len(images), out_h, out_w), fill, dtype=np.float32)
     if r0 >= r1 or c0 >= c1:
-        return out   # the field lies wholly beyond the images
+        return np.full((len(images), out_h, out_w), fill, dtype=np.float32)   # the field lies wholly beyond
     h, w = r1 - r0, c1 - c0
     i, j = np.arange(out_h, dtype=np.float64)[:, None], np.arange(out_w, dtype=np.float64)[None, :]
     rows = matrix[0, 0] * i + matrix[0, 1] * j + (offset[0] - r0)   # (H', W') box coordinates of every sample
@@ -187,5 +186,4 @@ def bilinear_affine(images: np.ndarray, matrix: np.ndarray, offset: np.ndarray, 
         inside = F.grid_sample(torch.ones(1, 1, h, w), grid[:1], mode="bilinear", padding_mode="zeros",
                                align_corners=False).squeeze(1)       # Σ w over neighbours inside: (1, H', W')
         sampled += fill * (1 - inside)
-    out[:] = sampled.numpy()
-    return out
+    return sampled.numpy()

@@ -205,11 +205,11 @@ def _stored_pixels(ds: pydicom.Dataset) -> np.ndarray:
     need its sign extension (signed, fewer bits stored than allocated) or its handling of set bits above
     BitsStored, or whose pixel data is short (its error then names the problem). The tests compare both.
     """
-    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    syntax = _transfer_syntax(ds)
     if syntax not in (*_NATIVE_LITTLE_ENDIAN, RLELossless):
         return ds.pixel_array
     samples, rows, columns, bits, bits_stored, signed = (_little_endian_us(ds, tag) for tag in _IMAGE_PIXEL_TAGS)
-    simple = (samples in (None, 1) and int(_value(ds, 0x00280008) or 1) == 1 and bits in (8, 16)   # NumberOfFrames
+    simple = (samples in (None, 1) and _integer(_value(ds, 0x00280008) or 1) == 1 and bits in (8, 16)   # NumberOfFrames
               and signed in (0, 1) and bool(rows) and bool(columns) and bool(bits_stored)
               and (signed == 0 or bits_stored == bits))
     if not simple:
