@@ -11,8 +11,9 @@ fails here, and trained on one fixed batch of random tensors of the paper's
 input shape and batch size, through the stage's own ``Task.train_step`` (its
 loss). A step is what ``spinelib.train._train_epoch`` does: autocast (bf16
 where the GPU supports it, else fp16 with a GradScaler), backward, optional
-gradient-norm clipping after unscaling, optimiser step. Inputs and weights are
-channels_last (channels_last_3d for the 3D networks). Printed per row:
+gradient-norm clipping after unscaling, optimiser step. Every convolution's weights
+and inputs are channels-last (channels_last_3d for 3D ones), placed by
+``spinelib.train.to_channels_last`` as ``fit`` places them on CUDA. Printed per row:
 
 * items/s over the timed steps (items: the unit of the row: views, ROIs, volumes, stacks, slices, bags);
 * peak GPU memory (``torch.cuda.max_memory_allocated``, reset before each row);
@@ -59,6 +60,7 @@ from spinelib.studies.contrastive import ContrastiveTask
 from spinelib.studies.finetune import ClassifyTask, build_classifier
 from spinelib.studies.ranking import OrdinalTask
 from spinelib.tasks import TaskSet
+from spinelib.train import to_channels_last
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "params" / "paper"
@@ -82,8 +84,6 @@ class Case:
     batch: tuple
     optimizer: torch.optim.Optimizer
     grad_clip: float | None = None
-    dims: int = 2                 # 2: channels_last; 3: channels_last_3d
-    hook_on: str | None = None    # submodule whose 4-D inputs go channels_last (default: the model itself)
 
 
 @dataclass
@@ -157,10 +157,10 @@ def ranking_cases(smoke: bool, g: torch.Generator, tmp: Path) -> list[Case]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=hp.phase1.lr, weight_decay=hp.phase1.weight_decay)
     grades = torch.stack([_grades(batch, k, g) for k in tasks.num_grades], dim=1)          # (B, T)
     weights = inverse_frequency_weights(grades.numpy(), tasks.num_grades)
-    task = OrdinalTask("ce", list(tasks.num_grades), hp.loss, weights, hp.channels_last)
+    task = OrdinalTask("ce", list(tasks.num_grades), hp.loss, weights)
     x = torch.randn(batch, 1, depth, height, width, generator=g)
     return [Case("ranking", "ranking phase 1", "volumes", batch, f"{batch}x1x{depth}x{height}x{width}", model, task,
-                 (x, grades, None), optimizer, hp.grad_clip, dims=3)]
+                 (x, grades, None), optimizer, hp.grad_clip)]
 
 
 def stage1a_cases(smoke: bool, g: torch.Generator, tmp: Path) -> list[Case]:
@@ -177,7 +177,7 @@ def stage1a_cases(smoke: bool, g: torch.Generator, tmp: Path) -> list[Case]:
     xy = torch.rand(batch, n_heads, 2, generator=g)
     x = torch.randn(batch, 1, depth, size, size, generator=g)
     return [Case("stage1a", "stage1a instance", "stacks", batch, f"{batch}x1x{depth}x{size}x{size}", model,
-                 InstanceTask(depth, hp.z_weight, hp.reg_weight), (x, z, xy, None), optimizer, dims=3)]
+                 InstanceTask(depth, hp.z_weight, hp.reg_weight), (x, z, xy, None), optimizer)]
 
 
 def stage1b_cases(smoke: bool, g: torch.Generator, tmp: Path) -> list[Case]:
@@ -212,7 +212,7 @@ def stage2_cases(smoke: bool, g: torch.Generator, tmp: Path) -> list[Case]:
             task = MILTask(hp.aux_weight, torch.tensor(hp.class_weights, dtype=torch.float32))
             batch_ = (torch.randn(batch, n, 1, h, w, generator=g), _grades(batch, 3, g), _grades(batch, n, g), None)
             cases.append(Case("stage2", f"stage2 {encoder} {kind}", "bags", batch, f"{batch}x{n}x1x{h}x{w}", model,
-                              task, batch_, optimizer, hp.grad_clip, hook_on="encoder"))
+                              task, batch_, optimizer, hp.grad_clip))
     return cases
 
 
@@ -225,31 +225,13 @@ BUILDERS: dict[str, Callable[[bool, torch.Generator, Path], list[Case]]] = {
 # Running one case
 # ---------------------------------------------------------------------------------------------------------------
 
-def _channels_last_hook(module: nn.Module, args: tuple) -> tuple:
-    """Forward pre-hook: 4-D floating inputs to channels_last (as ``spinelib.train`` registers on CUDA)."""
-    return tuple(a.contiguous(memory_format=torch.channels_last)
-                 if isinstance(a, torch.Tensor) and a.dim() == 4 and a.is_floating_point() else a for a in args)
-
-
-def _to(value: Any, device: torch.device, dims: int, channels_last: bool) -> Any:
-    """A batch element on ``device``; 5-D float inputs of 3D networks in channels_last_3d."""
-    if not isinstance(value, torch.Tensor):
-        return value
-    value = value.to(device)
-    if channels_last and dims == 3 and value.dim() == 5 and value.is_floating_point():
-        value = value.contiguous(memory_format=torch.channels_last_3d)
-    return value
-
-
 def _place(case: Case, device: torch.device, channels_last: bool) -> tuple:
-    """Model, optimiser state and batch on ``device`` (channels_last on CUDA); returns the batch."""
+    """Model, optimiser state and batch on ``device``, the convolutions channels-last as ``fit`` sets them on CUDA
+    (:func:`spinelib.train.to_channels_last`); returns the batch."""
     case.model.to(device)
     if channels_last:
-        case.model.to(memory_format=torch.channels_last_3d if case.dims == 3 else torch.channels_last)
-        if case.dims == 2:
-            target = getattr(case.model, case.hook_on) if case.hook_on else case.model
-            target.register_forward_pre_hook(_channels_last_hook)
-    return tuple(_to(v, device, case.dims, channels_last) for v in case.batch)
+        to_channels_last(case.model)
+    return tuple(v.to(device) if isinstance(v, torch.Tensor) else v for v in case.batch)
 
 
 def amp_dtype(device: torch.device) -> torch.dtype | None:

@@ -219,10 +219,36 @@ def _load_into(checkpoint: dict, path: str | Path, model: nn.Module, optimizer: 
         obj.load_state_dict(checkpoint[name])
 
 
-def _channels_last_inputs(module: nn.Module, args: tuple) -> tuple:
-    """Forward pre-hook: 4-D floating inputs to channels_last (registered on CUDA only)."""
-    return tuple(a.contiguous(memory_format=torch.channels_last)
-                 if isinstance(a, torch.Tensor) and a.dim() == 4 and a.is_floating_point() else a for a in args)
+# Each convolution type, the rank of its input and the memory format of its fast cuDNN kernels (NHWC / NDHWC).
+_CHANNELS_LAST: tuple[tuple[type[nn.Module], int, torch.memory_format], ...] = (
+    (nn.Conv2d, 4, torch.channels_last), (nn.Conv3d, 5, torch.channels_last_3d))
+
+
+def _inputs_in(memory_format: torch.memory_format, rank: int) -> Callable[[nn.Module, tuple], tuple]:
+    """A forward pre-hook putting a module's floating inputs of ``rank`` dimensions in ``memory_format``."""
+    def hook(module: nn.Module, args: tuple) -> tuple:
+        # a no-op for an input already in the format, e.g. the output of the previous convolution
+        return tuple(a.contiguous(memory_format=memory_format)
+                     if isinstance(a, torch.Tensor) and a.dim() == rank and a.is_floating_point() else a
+                     for a in args)
+    return hook
+
+
+def to_channels_last(model: nn.Module) -> list[RemovableHandle]:
+    """Every 2-D and 3-D convolution of ``model`` in channels-last layout: its weights now, its input at each call.
+
+    cuDNN uses its NHWC (NDHWC) kernels only when a convolution's weights and input are both in that layout.
+    The layout is set per convolution, not at the model's entry: a MIL model's 5-D bags reach its 2-D encoder
+    only after a reshape, and a 3D network needs ``channels_last_3d``. Returns the input hooks' handles (remove
+    them to leave the model's calls as they were; the weights keep their layout, which changes no value).
+    """
+    handles = []
+    for module in model.modules():
+        for kind, rank, memory_format in _CHANNELS_LAST:
+            if isinstance(module, kind):
+                module.to(memory_format=memory_format)
+                handles.append(module.register_forward_pre_hook(_inputs_in(memory_format, rank)))
+    return handles
 
 
 def _train_epoch(net: nn.Module, task: Task, loader: Iterable, optimizer: torch.optim.Optimizer,
@@ -259,23 +285,19 @@ def _train_epoch(net: nn.Module, task: Task, loader: Iterable, optimizer: torch.
 
 
 def _place_on_device(model: nn.Module,
-                     config: TrainConfig) -> tuple[torch.device, torch.dtype | None, RemovableHandle | None]:
-    """Move ``model`` to the device (channels_last on CUDA); returns (device, AMP dtype or None, input hook)."""
+                     config: TrainConfig) -> tuple[torch.device, torch.dtype | None, list[RemovableHandle]]:
+    """Move ``model`` to the device (channels_last on CUDA); returns (device, AMP dtype or None, input hooks)."""
     device = resolve_device(config.device)
     if device.type == "cuda" and device.index is None:  # "cuda"/"auto": the current device (torchrun's LOCAL_RANK)
         device = torch.device("cuda", torch.cuda.current_device())
     model.to(device)
     if device.type != "cuda":
-        return device, None, None
-    hook = None
-    if config.channels_last:
-        # Weights and inputs must both be channels_last for cuDNN to pick its NHWC kernels; the hook converts
-        # each batch on entry so that tasks need not know about it.
-        model.to(memory_format=torch.channels_last)
-        hook = model.register_forward_pre_hook(_channels_last_inputs)
+        return device, None, []
+    # the hooks convert each batch on its way into the convolutions, so that tasks need not know about it
+    hooks = to_channels_last(model) if config.channels_last else []
     # bf16 has fp32's exponent range (no loss scaling needed); older GPUs without it fall back to fp16 + scaler.
     amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if config.amp else None
-    return device, amp_dtype, hook
+    return device, amp_dtype, hooks
 
 
 @dataclass
@@ -538,7 +560,7 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
     """
     # ---- set-up: seeds, device, precision, checkpoint folder, resume ----
     seed_everything(config.seed)
-    device, amp_dtype, hook = _place_on_device(model, config)
+    device, amp_dtype, hooks = _place_on_device(model, config)
     # Loss scaling is needed for fp16 only; bf16 and full precision run with a disabled (pass-through) scaler.
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     out, writes = _checkpoint_folder(config)
@@ -576,8 +598,8 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
         if writes and run.history and not finished:
             _write_finished(out, run, config)  # type: ignore[arg-type]
     finally:
-        # Also on an exception: close the bar and remove the channels_last hook so the model is left as it came.
+        # Also on an exception: close the bar and remove the channels_last hooks, leaving the model's calls as they came
         epochs_bar.close()
-        if hook is not None:
+        for hook in hooks:
             hook.remove()
     return _result(run, model, out)

@@ -68,6 +68,6 @@ def test_cuda_path_channels_last_and_bf16_on_cpu(gpu_check, stage, tmp_path):
     row = gpu_check.run_case(case, torch.device("cpu"), 1, 2, dtype=torch.bfloat16, channels_last=True)
     assert row.error is None and row.amp == "bfloat16"
     assert math.isfinite(row.first_loss) and math.isfinite(row.last_loss)
-    conv = next(m for m in case.model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d)))
-    fmt = torch.channels_last_3d if case.dims == 3 else torch.channels_last
-    assert conv.weight.is_contiguous(memory_format=fmt)
+    convs = [m for m in case.model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d))]
+    assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last_3d if m.weight.dim() == 5
+                                                else torch.channels_last) for m in convs)

@@ -1,4 +1,4 @@
-"""The small steps ``fit`` is made of: the history row, the scheduler step, the best-epoch update."""
+"""The small steps ``fit`` is made of: the history row, the scheduler step, the best-epoch update, channels-last."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from spinelib.train import _epoch_row, _Progress, _step_scheduler, _update_best
+from spinelib.train import _epoch_row, _Progress, _step_scheduler, _update_best, to_channels_last
 
 
 def test_epoch_row_orders_columns_and_rejects_an_unknown_monitor():
@@ -42,3 +42,40 @@ def test_update_best_keeps_a_cpu_copy_and_never_prefers_nan():
     assert not torch.equal(run.best_state["weight"], model.weight)  # a copy, not a view of the training weights
     assert not _update_best(run, 2, float("nan"), model, "max") and run.best_epoch == 2
     assert not _update_best(run, 3, 0.2, model, "max") and _update_best(run, 4, 0.2, model, "min")
+
+
+class BagModel(nn.Module):
+    """A MIL-like model: 5-D bags (B, N, C, h, w) reach a 2-D encoder only after a reshape; a 3-D branch beside it."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 1))
+        self.volume = nn.Conv3d(2, 2, 3)
+
+    def forward(self, bags: torch.Tensor) -> torch.Tensor:
+        b, n = bags.shape[:2]
+        features = self.encoder(bags.reshape(b * n, *bags.shape[2:])).mean(dim=(1, 2, 3)).reshape(b, n)
+        return features.sum(1) + self.volume(bags.transpose(1, 2)).mean(dim=(1, 2, 3, 4))
+
+
+def test_to_channels_last_sets_every_convolution_and_its_input_and_leaves_the_values():
+    torch.manual_seed(0)
+    model, bags = BagModel(), torch.randn(2, 5, 2, 8, 8)
+    expected = model(bags)
+    handles = to_channels_last(model)
+    seen = {}   # each convolution's input as it arrives (pre-hooks run in order: ours converted it first)
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.Conv3d)):
+            module.register_forward_pre_hook(lambda m, args, name=name: seen.__setitem__(name, args[0]))
+    assert torch.allclose(model(bags), expected, atol=1e-6)
+    formats = {"encoder.0": torch.channels_last, "encoder.2": torch.channels_last, "volume": torch.channels_last_3d}
+    assert set(seen) == set(formats) and len(handles) == 3
+    for name, memory_format in formats.items():
+        conv = model.get_submodule(name)
+        assert conv.weight.is_contiguous(memory_format=memory_format), name
+        assert seen[name].is_contiguous(memory_format=memory_format), name
+    for handle in handles:
+        handle.remove()
+    model(bags)
+    # without the hooks the reshaped bags reach the encoder as plain NCHW again
+    assert seen["encoder.0"].is_contiguous() and not seen["encoder.0"].is_contiguous(memory_format=torch.channels_last)

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from spinelib.crops.geometry import resize_stack, slice_window
-from spinelib.data.dicom import Volume
+from spinelib.data.dicom import Volume, cross
 
 # neighbouring canal points closer than this (mm) give no direction of their own (see canal_direction)
 MIN_CANAL_STEP_MM = 1.0
@@ -114,12 +114,12 @@ def slice_map(vol: Volume, row: float, col: float, tilt: float, field: tuple[int
     (height, width), (out_h, out_w) = field, size
     step_r, step_c = height / out_h, width / out_w
     r, c = vol.orientation[:3], vol.orientation[3:]
-    w = np.cross(r, c)
+    w = cross(r, c)
     w = w / np.linalg.norm(w)
     # Rodrigues about w by θ: v' = v cos θ + (w × v) sin θ (+ w (w·v)(1 − cos θ), zero for in-plane v)
     cos, sin = np.cos(tilt), np.sin(tilt)
-    c_turned = c * cos + np.cross(w, c) * sin + w * (w @ c) * (1 - cos)
-    r_turned = r * cos + np.cross(w, r) * sin + w * (w @ r) * (1 - cos)
+    c_turned = c * cos + cross(w, c) * sin + w * (w @ c) * (1 - cos)
+    r_turned = r * cos + cross(w, r) * sin + w * (w @ r) * (1 - cos)
     row_mm, col_mm = float(vol.pixel_spacing[0]), float(vol.pixel_spacing[1])
     matrix = np.array([[c_turned @ c * step_r, r_turned @ c * (col_mm / row_mm) * step_c],
                        [c_turned @ r * (row_mm / col_mm) * step_r, r_turned @ r * step_c]])

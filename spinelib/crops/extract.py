@@ -28,7 +28,7 @@ from spinelib.crops.disc_plane import canal_direction, in_plane_tilt, sample_dis
 from spinelib.crops.geometry import Box, crop_origin, crop_plane, crop_stack, resize_stack, to_uint8
 from spinelib.crops.plan import (BAG_KIND, NEIGHBOURS, CropConfig, plan_points, plan_volumes, skipped_labels,
                                  with_coordinates)
-from spinelib.crops.store import allocate
+from spinelib.crops.store import RowWriter
 from spinelib.data.dicom import ReadFailure, SeriesReadError, Volume, apply_window, intensity_window, read_series
 from spinelib.data.rsna import read_dataset, series_dir
 from spinelib.parallel import process_map
@@ -269,7 +269,7 @@ def _tasks_by_study(plans: dict[str, pd.DataFrame]) -> dict[int, dict[str, list[
     return by_study
 
 
-def _cut_cohort(root: Path, plans: dict[str, pd.DataFrame], arrays: dict[str, np.ndarray], cfg: CropConfig,
+def _cut_cohort(root: Path, plans: dict[str, pd.DataFrame], arrays: dict[str, RowWriter], cfg: CropConfig,
                 workers: int, progress: bool) -> tuple[dict[str, dict[int, dict]], list[dict]]:
     """Cut every planned crop into ``arrays``, study by study (in ``workers`` processes).
 
@@ -293,17 +293,16 @@ def _cut_cohort(root: Path, plans: dict[str, pd.DataFrame], arrays: dict[str, np
     return geometry, failures
 
 
-def _write_indexes(out_dir: Path, plans: dict[str, pd.DataFrame], arrays: dict[str, np.ndarray],
+def _write_indexes(out_dir: Path, plans: dict[str, pd.DataFrame], arrays: dict[str, RowWriter],
                    geometry: dict[str, dict[int, dict]], splits: pd.DataFrame) -> tuple[dict, list[pd.DataFrame]]:
-    """Flush each kind's array and write its index table ``<kind>.csv`` (plan + geometry + split).
+    """Close each kind's array and write its index table ``<kind>.csv`` (plan + geometry + split).
 
     Returns each kind's counts for the summary and its failed crops as crop-log rows.
     """
     kinds: dict[str, dict] = {}
     log_rows: list[pd.DataFrame] = []
     for kind, plan in plans.items():
-        # the memmap must reach disk before the store is read back (e.g. by a test or the next stage)
-        arrays[kind].flush()
+        arrays[kind].close()
         # sort by index row so that join() lines geometry up with the plan rows
         crops = pd.DataFrame.from_dict(geometry[kind], orient="index").sort_index()
         # a kind with no crop attempted at all still gets a status column, so the filters below work
@@ -355,7 +354,7 @@ def extract_crops(root: Path | str, out_dir: Path | str, cfg: CropConfig, *, spl
     plans = {name: kind.plan(labels, dataset.series, cfg) for name, kind in CROP_KINDS.items()
              if kinds is None or name in kinds}
     # one zero-filled (N, *shape) uint8 array per kind: a failed crop keeps its zeros, so row i is index row i
-    arrays = {name: allocate(out_dir, name, (len(plan), *CROP_KINDS[name].shape(cfg))) for name, plan in plans.items()}
+    arrays = {name: RowWriter(out_dir, name, (len(plan), *CROP_KINDS[name].shape(cfg))) for name, plan in plans.items()}
 
     # ---- pixels: every crop cut, then each kind's index table ----
     geometry, failures = _cut_cohort(root, plans, arrays, cfg, workers, progress)

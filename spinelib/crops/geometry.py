@@ -91,8 +91,18 @@ def crop_stack(volume: np.ndarray, centre: int, n_slices: int, x: float, y: floa
     return out, int((~inside).sum())
 
 
+def _cast_back(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Float ``values`` in ``dtype``: rounded to the nearest and clipped to its range for an integer dtype (a bare
+    cast would truncate, taking every mean a level down); float dtypes are cast as they are."""
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
+    return values.astype(dtype, copy=False)
+
+
 def resize_stack(stack: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize the last two axes to ``size`` (H, W) with bilinear interpolation.
+    """Resize the last two axes to ``size`` (H, W) with bilinear interpolation; the result has ``stack``'s dtype
+    (integers rounded to the nearest).
 
     Exact integer down-sampling uses a block mean (area average), which is what
     a radiologist's viewer shows and is faster than interpolation.
@@ -107,12 +117,12 @@ def resize_stack(stack: np.ndarray, size: tuple[int, int]) -> np.ndarray:
             for j in range(fw):
                 total += stack[..., i::fh, j::fw]
         total *= np.float32(1.0 / (fh * fw))
-        return total.astype(stack.dtype, copy=False)
+        return _cast_back(total, stack.dtype)
     # other ratios: bilinear on the last two axes only, output pixel i taken at source (i + 0.5) H / H' − 0.5
     # (pixel edges aligned, not centres, like a resize; beyond the edge the edge pixel): torch's interpolate,
     # all slices in one call (six times scipy's zoom, which computes the same)
     flat = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32)).reshape(1, -1, height, width)
     resized = F.interpolate(flat, size=tuple(size), mode="bilinear", align_corners=False, antialias=False)
-    return resized.reshape(*stack.shape[:-2], *size).numpy().astype(stack.dtype, copy=False)
+    return _cast_back(resized.reshape(*stack.shape[:-2], *size).numpy(), stack.dtype)
 
 

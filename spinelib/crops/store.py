@@ -11,6 +11,7 @@ the crops it uses.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,36 @@ def allocate(root: Path, kind: str, shape: tuple[int, ...]) -> np.memmap:
     """
     root.mkdir(parents=True, exist_ok=True)
     return np.lib.format.open_memmap(root / f"{kind}.npy", mode="w+", dtype=np.uint8, shape=shape)
+
+
+class RowWriter:
+    """``<root>/<kind>.npy`` created as by :func:`allocate` and written one row at a time: ``writer[i] = crop``.
+
+    Rows go in by positioned writes (``os.pwrite``), not through a memory map: a map faults in every fresh page of
+    the file on its own, which for the hundreds of MB of a crop store takes more than twice as long
+    (``benchmarks/crops.py``). The bytes are the same. Rows never written stay zero. ``close()`` when done.
+    """
+
+    def __init__(self, root: Path, kind: str, shape: tuple[int, ...]):
+        array = allocate(root, kind, shape)   # the .npy header and a zero-filled body
+        self.shape: tuple[int, ...] = tuple(array.shape)
+        self._offset = int(array.offset)      # bytes of the header: row i starts at offset + i * row bytes
+        del array
+        self._row_bytes = int(np.prod(self.shape[1:], dtype=np.int64))
+        self._file = open(root / f"{kind}.npy", "r+b")
+
+    def __setitem__(self, row: int, crop: np.ndarray) -> None:
+        data = np.ascontiguousarray(crop, dtype=np.uint8)
+        if data.shape != self.shape[1:] or not 0 <= row < self.shape[0]:
+            raise ValueError(f"{self._file.name}: cannot write a crop of shape {data.shape} as row {row} of "
+                             f"an array of shape {self.shape}")
+        written = os.pwrite(self._file.fileno(), memoryview(data).cast("B"), self._offset + row * self._row_bytes)
+        if written != data.nbytes:
+            raise OSError(f"{self._file.name}: wrote {written} of {data.nbytes} bytes of row {row}")
+
+    def close(self) -> None:
+        """Close the file; every row written is in it."""
+        self._file.close()
 
 
 @dataclass(frozen=True)

@@ -317,6 +317,12 @@ def normalise_intensity(pixels: np.ndarray, lower: float = 1.0, upper: float = 9
 # A series.
 # --------------------------------------------------------------------------
 
+def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The cross product a × b (3,) of two 3-vectors: ``np.cross``'s formula and values, at a tenth of its cost
+    (it is called a few times per crop, and ``np.cross`` spends its time on shape handling)."""
+    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
+
+
 @dataclass
 class Volume:
     """A series as a volume in patient-geometry order (see the module docstring)."""
@@ -339,7 +345,7 @@ class Volume:
     @property
     def normal(self) -> np.ndarray:
         """Slice normal ``n = r x c`` of the first slice."""
-        return np.cross(self.orientation[:3], self.orientation[3:])
+        return cross(self.orientation[:3], self.orientation[3:])
 
     def _orientation(self, index: int) -> np.ndarray:
         """Orientation (6,) = (row direction r, column direction c) of slice ``index``."""

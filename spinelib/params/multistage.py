@@ -35,6 +35,7 @@ class InstanceParams(Params):
     seed: int = param(0)
     device: str = param("auto")
     amp: bool = param(True)
+    channels_last: bool = param(True, why="CUDA only")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class CoordsParams(Params):
     seed: int = param(0)
     device: str = param("auto")
     amp: bool = param(True)
+    channels_last: bool = param(True, why="CUDA only")
 
 
 @dataclass(frozen=True)
@@ -159,4 +161,5 @@ class MilParams(Params):
     ablation_kinds: list[str] = param(["bag_scs", "bag_nfn", "bag_ss"], why="every bag kind retrained per ablation")
     device: str = param("auto")
     amp: bool = param(True)
+    channels_last: bool = param(True, why="CUDA only")
     n_examples: int = param(4, why="bags shown with their attention weights")

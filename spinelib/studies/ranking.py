@@ -213,12 +213,6 @@ def objective_loss(out: dict, grades: torch.Tensor, objective: str, num_grades: 
                              margin=loss.fixed_margin, **mining)
 
 
-def _to_device(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
-    """``x`` (B, 1, D, H, W) on ``device``, channels-last-3D on CUDA when asked (faster 3D convolutions there)."""
-    x = x.to(device, non_blocking=True)
-    return x.contiguous(memory_format=torch.channels_last_3d) if channels_last and device.type == "cuda" else x
-
-
 @dataclass
 class OrdinalTask:
     """One objective's loss per batch; validation: mean over tasks of BA (class objectives) and boundary AUC."""
@@ -227,11 +221,10 @@ class OrdinalTask:
     num_grades: list[int]
     loss: LossParams
     class_weights: list[torch.Tensor] | None = None
-    channels_last: bool = False
 
     def train_step(self, model: torch.nn.Module, batch, device: torch.device) -> torch.Tensor:
         volumes, grades, _ = batch
-        out = model(_to_device(volumes, device, self.channels_last))
+        out = model(volumes.to(device, non_blocking=True))
         return objective_loss(out, grades.to(device), self.objective, self.num_grades, self.loss, self.class_weights)
 
     def evaluate(self, model: torch.nn.Module, loader, device: torch.device) -> dict[str, float]:
@@ -241,7 +234,7 @@ class OrdinalTask:
         # ---- predict the whole loader ----
         batch_scores, batch_boundaries, batch_grades = [], [], []
         for volumes, grades, _ in loader:
-            score, boundary = task_outputs(model(_to_device(volumes, device, self.channels_last)), self.objective,
+            score, boundary = task_outputs(model(volumes.to(device, non_blocking=True)), self.objective,
                                            max(self.num_grades) - 1)
             batch_scores.append(score.cpu())
             batch_boundaries.append(boundary.cpu())
@@ -384,16 +377,9 @@ def _config(training: TrainParams, phase: Phase1Params | Phase2Params, checkpoin
             progress: bool, seed: int) -> TrainConfig:
     """The ``fit`` settings of one run: checkpoint by ``monitor`` (higher is better), early stopping by ``phase``."""
     return TrainConfig(epochs=phase.epochs, seed=seed, device=training.device, amp=training.amp,
-                       channels_last=False,  # 3D: channels_last_3d is set by this stage (fit's hook is 2D only)
+                       channels_last=training.channels_last,   # channels_last_3d for the 3D convolutions
                        grad_clip=training.grad_clip, monitor=monitor, mode="max", patience=phase.patience,
                        min_epochs=phase.min_epochs, checkpoint_dir=checkpoint_dir, progress=progress)
-
-
-def _prepare(model: OrdinalModel, training: TrainParams) -> OrdinalModel:
-    """``model`` in channels-last-3D memory layout when training on CUDA asks for it (in place)."""
-    if training.channels_last and resolve_device(training.device).type == "cuda":
-        model.to(memory_format=torch.channels_last_3d)
-    return model
 
 
 def _loaders(data: RankingData, training: TrainParams, batch_size: int, seed: int):
@@ -408,11 +394,11 @@ def train_phase1(data: RankingData, training: TrainParams, out_dir: Path, spec: 
     """Encoder + classification heads with inverse-frequency-weighted CE; checkpoint by validation BA (argmax)."""
     spec = spec or RunSpec("ce", "ce", encoder="phase1", seed=training.seed)
     seed_everything(spec.seed)   # before the model: its initial weights are drawn from the seeded RNG
-    model = _prepare(OrdinalModel(resnet3d18(1, training.base_width), data.tasks.num_grades, "ce"), training)
+    model = OrdinalModel(resnet3d18(1, training.base_width), data.tasks.num_grades, "ce")
     phase = training.phase1
     # w_c = N_t / (K_t · N_t,c) per task, from the training grades
     weights = inverse_frequency_weights(data.train.grades.numpy(), data.tasks.num_grades)
-    task = OrdinalTask("ce", list(data.tasks.num_grades), training.loss, weights, training.channels_last)
+    task = OrdinalTask("ce", list(data.tasks.num_grades), training.loss, weights)
     optimizer = torch.optim.AdamW(model.parameters(), lr=phase.lr, weight_decay=phase.weight_decay)
     train_loader, val_loader = _loaders(data, training, phase.batch_size, spec.seed)
     return fit(model, task, train_loader, val_loader, optimizer,
@@ -474,7 +460,7 @@ def train_phase2(data: RankingData, training: TrainParams, spec: RunSpec, out_di
 
     # ---- model: phase-1 weights and new objective heads (seeded first: the heads draw from the RNG) ----
     seed_everything(spec.seed)
-    model = _prepare(build_model(training, data.tasks.num_grades, spec, out_dir), training)
+    model = build_model(training, data.tasks.num_grades, spec, out_dir)
 
     # ---- optimiser: AdamW, cosine annealing of every group to min_lr over the epoch budget ----
     optimizer = torch.optim.AdamW(_parameter_groups(model, spec, phase), weight_decay=phase.weight_decay)
@@ -485,7 +471,7 @@ def train_phase2(data: RankingData, training: TrainParams, spec: RunSpec, out_di
     loss = _run_loss(training.loss, spec)
     class_weights = (inverse_frequency_weights(data.train.grades.numpy(), data.tasks.num_grades)
                      if spec.objective == "ce" else None)
-    task = OrdinalTask(spec.objective, list(data.tasks.num_grades), loss, class_weights, training.channels_last)
+    task = OrdinalTask(spec.objective, list(data.tasks.num_grades), loss, class_weights)
 
     # ---- fit ----
     train_loader, val_loader = _loaders(data, training, phase.batch_size, spec.seed)

@@ -56,6 +56,15 @@ def test_resize_stack_block_mean_and_interpolation():
     assert resize_stack(stack, (3, 5)).shape == (1, 3, 5)
 
 
+@pytest.mark.parametrize("size", [(2, 2), (3, 3)])   # block mean; bilinear
+def test_resize_stack_rounds_integer_stacks_to_the_nearest(size):
+    stack = np.array([[[1, 2, 2, 2], [2, 2, 2, 2], [0, 255, 255, 255], [255, 255, 255, 255]]], dtype=np.uint8)
+    expected = resize_stack(stack.astype(np.float32), size)
+    resized = resize_stack(stack, size)
+    assert resized.dtype == np.uint8 and np.array_equal(resized, np.clip(np.rint(expected), 0, 255))
+    assert resize_stack(stack, (2, 2))[0, 0, 0] == 2   # mean 1.75: a bare cast would give 1
+
+
 def test_paper_profile_gives_the_papers_crop_sizes():
     cfg = CropsParams.load(Path(__file__).resolve().parents[2] / "params/paper/crops.yaml").crop_config()
     assert cfg.roi_size == (96, 96)

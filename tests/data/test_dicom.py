@@ -24,6 +24,7 @@ from spinelib.data.dicom import (
     SeriesReadError,
     _integer,
     _stored_pixels,
+    cross,
     normalise_intensity,
     read_header,
     read_instance,
@@ -255,3 +256,9 @@ def test_instance_number_text_is_an_integer(text, number):
 def test_a_fractional_instance_number_is_malformed():
     with pytest.raises(ValueError, match="not an integer"):
         _integer("12.5")
+
+
+def test_cross_is_numpys_cross_to_the_bit():
+    rng = np.random.default_rng(0)
+    for a, b in rng.standard_normal((200, 2, 3)) * 10.0 ** rng.uniform(-6, 6, (200, 2, 1)):
+        assert np.array_equal(cross(a, b), np.cross(a, b))

@@ -126,7 +126,7 @@ def train_grader(train: tuple[np.ndarray, pd.DataFrame], held: tuple[np.ndarray,
     optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
     has_val = len(val) > 0
-    config = TrainConfig(epochs=epochs, seed=p.seed, device=p.device, amp=p.amp, channels_last=False,
+    config = TrainConfig(epochs=epochs, seed=p.seed, device=p.device, amp=p.amp, channels_last=p.channels_last,
                          monitor="val_wll" if has_val else "train_loss", mode="min", checkpoint_dir=folder,
                          grad_clip=p.grad_clip, progress=progress)
     task = MILTask(p.aux_weight, torch.tensor(p.class_weights, dtype=torch.float32))

@@ -172,7 +172,7 @@ def _fit(model, task, train_set, val_set, p: InstanceParams | CoordsParams, epoc
     optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
     has_val = len(val_set) > 0
-    config = TrainConfig(epochs=epochs, seed=p.seed, device=p.device, amp=p.amp, channels_last=False,
+    config = TrainConfig(epochs=epochs, seed=p.seed, device=p.device, amp=p.amp, channels_last=p.channels_last,
                          monitor="val_loss" if has_val else "train_loss", mode="min", checkpoint_dir=checkpoint_dir,
                          progress=progress)
     train = make_loader(train_set, p.batch_size, shuffle=True, seed=p.seed)
