@@ -69,7 +69,7 @@ import pandas as pd
 
 from spinelib.constants import SAGITTAL_T1, SAGITTAL_T2
 from spinelib.crops.geometry import resize_stack, to_uint8
-from spinelib.crops.store import allocate
+from spinelib.crops.store import RowWriter
 from spinelib.converters.command import run_conversion
 from spinelib.data.dicom import apply_window, intensity_window
 from spinelib.paths import portable_path
@@ -266,7 +266,7 @@ def genodisc_to_store(root: Path | str, out: Path | str, crop: tuple[int, int, i
     if not (root / volume_dir).is_dir():
         raise GenodiscFormatError(f"{root / volume_dir}: no such volume folder (one <key>_<sequence>.npy per volume)")
     index = read_index(root / index_name)
-    array = allocate(out, "volume", (len(index), crop[0], *size))
+    array = RowWriter(out, "volume", (len(index), crop[0], *size))
     status = []
     for i, row in enumerate(index.itertuples(index=False)):
         try:
@@ -279,8 +279,7 @@ def genodisc_to_store(root: Path | str, out: Path | str, crop: tuple[int, int, i
             status.append(str(err))
         if (i + 1) % 1000 == 0:
             log.info("%d / %d volumes", i + 1, len(index))
-    array.flush()
-    del array
+    array.close()
     index["status"] = status
     index.to_csv(out / "volume.csv", index=False)
     skipped = index[index["status"] != "ok"]

@@ -76,7 +76,7 @@ from scipy import ndimage
 
 from spinelib.constants import SAGITTAL_T1, SAGITTAL_T2
 from spinelib.crops.geometry import resize_stack, to_uint8
-from spinelib.crops.store import allocate
+from spinelib.crops.store import RowWriter
 from spinelib.converters.command import run_conversion
 from spinelib.data.dicom import apply_window, intensity_window
 from spinelib.paths import portable_path
@@ -320,7 +320,7 @@ def plan_rows(root: Path, gradings: pd.DataFrame, series: tuple[str, ...]) -> pd
     return planned
 
 
-def _cut_series(root: Path, rows: pd.DataFrame, geometry: Geometry, array: np.ndarray,
+def _cut_series(root: Path, rows: pd.DataFrame, geometry: Geometry, array: RowWriter,
                 frames: dict[int, dict]) -> dict[int, str]:
     """Cut every disc of one (patient, series) into ``array``; returns {row: status}, fills ``frames``."""
     first = rows.iloc[0]
@@ -379,13 +379,12 @@ def spider_to_store(root: Path | str, out: Path | str, geometry: Geometry = Geom
     splits = assign_splits(labels, [STRATIFY_TASK], STRATIFY_TASK, fractions, seed)
     index = plan_rows(root, gradings, series).merge(splits, on=["study_id", "level"], how="left")
     index["split"] = index["split_patient"]
-    array = allocate(out, "volume", (len(index), geometry.slices, *geometry.size))
+    array = RowWriter(out, "volume", (len(index), geometry.slices, *geometry.size))
     status, frames = {}, {}
     groups = index.groupby(["series_description", "study_id"], sort=False)
     for _, rows in progress_bar(groups, show=progress, total=groups.ngroups, desc="SPIDER discs", unit="series"):
         status.update(_cut_series(root, rows, geometry, array, frames))
-    array.flush()
-    del array
+    array.close()
     index = index.join(pd.DataFrame.from_dict(frames, orient="index"))
     index["status"] = pd.Series(status)
     columns = ["study_id", "level", "ivd_label", "mask_label", "sequence", "image", "series_description",

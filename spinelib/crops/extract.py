@@ -101,8 +101,9 @@ def disc_volume(vol: Volume, window: Window, anchor: Volume, row: dict,
     with ``cfg.volume_plane == "disc"`` turned in the slice plane into the disc plane, which is taken perpendicular
     to the canal at the disc, estimated from the neighbouring levels' canal points (row keys ``above_*``,
     ``below_*``, ``above2_*``, ``below2_*`` on the anchor series; :mod:`spinelib.crops.disc_plane`); with
-    ``"image"``, or without a neighbouring point, on the series' own axes. The field is sampled at the stored ``cfg.volume_size``. Also used by the grader
-    (:mod:`spinelib.grading.disc_scores`), so training volumes and graded volumes are one cut.
+    ``"image"``, or without a neighbouring point, on the series' own axes. The field is sampled at the stored
+    ``cfg.volume_size``. Also used by the grader (:mod:`spinelib.grading.disc_scores`), so training volumes and
+    graded volumes are one cut.
 
     Raises ValueError when the centre falls outside ``vol``.
     """

@@ -33,7 +33,8 @@ def allocate(root: Path, kind: str, shape: tuple[int, ...]) -> np.memmap:
 
 
 class RowWriter:
-    """``<root>/<kind>.npy`` created as by :func:`allocate` and written one row at a time: ``writer[i] = crop``.
+    """``<root>/<kind>.npy`` created as by :func:`allocate` and written one row at a time: ``writer[i] = crop``
+    (crop extraction and the Genodisc and SPIDER converters).
 
     Rows go in by positioned writes (``os.pwrite``), not through a memory map: a map faults in every fresh page of
     the file on its own, which for the hundreds of MB of a crop store takes more than twice as long
