@@ -30,6 +30,7 @@ from pydicom.encaps import generate_frames
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
 from rle.utils import decode_frame
 
+from spinelib.data.elements import read_dataset as read_elements
 from spinelib.progress import progress_bar
 
 # Target sample size for percentile estimates in ``normalise_intensity``.
@@ -230,8 +231,19 @@ def _stored_pixels(ds: pydicom.Dataset) -> np.ndarray:
 
 
 def _read_stored(path: Path, describe) -> tuple[dict, np.ndarray]:
-    """Header (from ``describe``) and the stored 2-D pixel array, as decoded, of one file."""
-    ds = _dcmread(path, stop_before_pixels=False)
+    """Header (from ``describe``) and the stored 2-D pixel array, as decoded, of one file.
+
+    Explicit VR Little Endian files (native or RLE: every RSNA file) are parsed by :mod:`spinelib.data.elements`
+    to the same elements in a third of pydicom's time; any other file, or one that reader refuses, by pydicom.
+    """
+    try:
+        ds = read_elements(path)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise InstanceReadError(path, f"unreadable DICOM ({type(exc).__name__}: {exc})") from exc
+    if ds is None:
+        ds = _dcmread(path, stop_before_pixels=False)
     try:
         header = describe(ds)
     except (TypeError, ValueError) as exc:
@@ -287,8 +299,39 @@ def intensity_window(pixels: np.ndarray, lower: float = 1.0, upper: float = 99.0
     """
     flat = pixels.reshape(-1)
     stride = max(1, flat.size // _PERCENTILE_SAMPLES) | 1  # odd: does not alias with even widths
-    low, high = np.percentile(flat[::stride], [lower, upper])
+    low, high = percentiles(flat[::stride], (lower, upper))
     return float(low), float(high)
+
+
+def percentiles(values: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
+    """``np.percentile(values, qs)`` (its default, linear method) of a 1-D array, the same float64 numbers.
+
+    Stored MR intensities are small non-negative integers (in float32 once rescaled): for those the order
+    statistics come from a count of each value (``bincount``, then a cumulative sum) instead of numpy's partition,
+    a fifth of the time. Percentile q sits at virtual index v = (n − 1) q / 100 of the sorted values a; with
+    i = ⌊v⌋ and γ = v − i it is a[i] + (a[i+1] − a[i]) γ, or for γ ≥ 0.5 a[i+1] − (a[i+1] − a[i]) (1 − γ), numpy's
+    two forms (its ``_lerp``), kept so the rounding is numpy's too (tested against ``np.percentile``). Other
+    values (negative, fractional, large, NaN) go to ``np.percentile``.
+    """
+    if values.size == 0:
+        return np.percentile(values, qs)             # numpy's own error
+    lowest, highest = values.min(), values.max()
+    if not (lowest >= 0 and highest < 1 << 16):      # also False for NaN
+        return np.percentile(values, qs)
+    ints = values.astype(np.intp)
+    if not np.array_equal(ints, values):             # fractional values
+        return np.percentile(values, qs)
+    cumulative = np.cumsum(np.bincount(ints))        # cumulative[x] = number of values <= x
+    n = values.size
+    virtual = (n - 1) * (np.asarray(qs, dtype=np.float64) / 100)
+    below = np.floor(virtual)
+    gamma = virtual - below
+    index = below.astype(np.intp)
+    # a[k] is the smallest x with more than k values <= x; cast back so the differences round as numpy's do
+    a = np.searchsorted(cumulative, index, side="right").astype(values.dtype)
+    b = np.searchsorted(cumulative, np.minimum(index + 1, n - 1), side="right").astype(values.dtype)
+    step = b - a
+    return np.where(gamma >= 0.5, b - step * (1 - gamma), a + step * gamma)
 
 
 def apply_window(out: np.ndarray, window: tuple[float, float]) -> np.ndarray:

@@ -26,10 +26,12 @@ from spinelib.data.dicom import (
     _stored_pixels,
     cross,
     normalise_intensity,
+    percentiles,
     read_header,
     read_instance,
     read_series,
 )
+from spinelib.data.elements import read_dataset as read_elements
 
 
 def test_slices_sorted_by_position_not_name_or_instance(sagittal_series, rsna):
@@ -227,6 +229,11 @@ def test_pixels_decoded_without_pydicoms_pipeline_are_its_pixel_array(tmp_path, 
     assert decoded.dtype == expected.dtype and decoded.shape == (24, 40)
     np.testing.assert_array_equal(decoded, expected)
     assert (not calls) == decoded_here
+    # the lean reader's dataset (every file but the implicit-VR one) decodes to the same array, by either route
+    lean = read_elements(path)
+    assert (lean is None) == (syntax == ImplicitVRLittleEndian)
+    if lean is not None:
+        np.testing.assert_array_equal(_stored_pixels(lean), expected)
 
 
 def test_geometry_read_from_the_raw_tags_is_pydicoms(tmp_path, rsna):
@@ -262,3 +269,24 @@ def test_cross_is_numpys_cross_to_the_bit():
     rng = np.random.default_rng(0)
     for a, b in rng.standard_normal((200, 2, 3)) * 10.0 ** rng.uniform(-6, 6, (200, 2, 1)):
         assert np.array_equal(cross(a, b), np.cross(a, b))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint16, np.int16])
+def test_percentiles_by_counting_are_numpys_to_the_bit(dtype):
+    """Integer-valued samples take the counting path; every result equals np.percentile's, dtype included."""
+    rng = np.random.default_rng(7)
+    for trial in range(300):
+        n = int(rng.integers(1, 5000)) if trial % 2 else int(rng.integers(1, 12))
+        values = rng.integers(0, int(rng.choice([2, 50, 4096, 65535])), size=n).astype(dtype)
+        for qs in [(1.0, 99.0), (0.0, 100.0), (0.5, 99.5), (37.3, 50.0)]:
+            expected = np.percentile(values, qs)
+            got = percentiles(values, qs)
+            assert got.dtype == expected.dtype and np.array_equal(got, expected), (n, qs)
+
+
+@pytest.mark.parametrize("values", [np.array([1.5, 2.0, 7.25], dtype=np.float32), np.array([-3.0, 2.0, 9.0]),
+                                    np.array([1.0, np.nan, 4.0]), np.array([0.0, 70000.0, 3.0])])
+def test_percentiles_of_other_values_are_numpys(values):
+    """Fractional, negative, NaN and large samples go to np.percentile itself."""
+    expected, got = np.percentile(values, (1.0, 99.0)), percentiles(values, (1.0, 99.0))
+    assert np.array_equal(got, expected, equal_nan=True)
