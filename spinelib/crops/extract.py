@@ -213,12 +213,13 @@ def _series_needed(tasks: dict[str, list[dict]]) -> set[int]:
 
 
 def crop_study(root: Path, study_id: int, tasks: dict[str, list[dict]], cfg: CropConfig,
-               split: str = "train") -> dict:
+               split: str = "train", writers: dict[str, RowWriter] | None = None) -> dict:
     """Make every planned crop of one study; each needed series is read once.
 
     ``tasks`` maps a crop kind to its plan rows (dicts with ``row`` = position in
     the kind's index). Returns ``{"crops": {kind: [(row, uint8 crop or None,
-    geometry or {"status": reason})]}, "failures": [unreadable files]}``.
+    geometry or {"status": reason})]}, "failures": [unreadable files]}``. With ``writers`` (kind -> the
+    store's :class:`RowWriter`) each crop is written to its row here and returned as None.
     """
     # ---- read every needed series once ----
     volumes: dict[int, Volume] = {}
@@ -248,7 +249,11 @@ def crop_study(root: Path, study_id: int, tasks: dict[str, list[dict]], cfg: Cro
                     raise LookupError(errors.get(sid) or errors[anchor_sid])
                 anchor = volumes[anchor_sid] if spec.anchored else None
                 crop, geometry = spec.cut(volumes[sid], windows[sid], anchor, row, cfg)
-                out[kind].append((row["row"], to_uint8(crop), {**geometry, "status": "ok"}))
+                crop = to_uint8(crop)
+                if writers is not None:
+                    writers[kind][row["row"]] = crop
+                    crop = None
+                out[kind].append((row["row"], crop, {**geometry, "status": "ok"}))
             except (LookupError, ValueError) as err:
                 # str(KeyError) quotes its message: strip the quotes so the log reads like the others
                 out[kind].append((row["row"], None, {"status": str(err).strip("'\"")}))
@@ -256,7 +261,8 @@ def crop_study(root: Path, study_id: int, tasks: dict[str, list[dict]], cfg: Cro
 
 
 def _crop_study_star(args: tuple) -> dict:
-    return crop_study(*args)
+    root, study_id, tasks, cfg, writers = args
+    return crop_study(root, study_id, tasks, cfg, writers=writers)
 
 
 # ---- the cohort --------------------------------------------------------------------------------------------------
@@ -280,16 +286,15 @@ def _cut_cohort(root: Path, plans: dict[str, pd.DataFrame], arrays: dict[str, Ro
     geometry: dict[str, dict[int, dict]] = {kind: {} for kind in plans}
     failures: list[dict] = []
     # one job per study, so each series is read from disk once for all the kinds that need it; sorted by study
-    # id, and process_map keeps that order, so read_failures.csv is the same for any number of workers
-    jobs = [(root, study, tasks, cfg) for study, tasks in sorted(_tasks_by_study(plans).items())]
+    # id, and process_map keeps that order, so read_failures.csv is the same for any number of workers. Each job
+    # writes its crops into the store itself (each at its own index row, so the order of writes does not matter
+    # for the .npy): only their geometry comes back, not hundreds of MB of pixels through the pool's pipes.
+    jobs = [(root, study, tasks, cfg, arrays) for study, tasks in sorted(_tasks_by_study(plans).items())]
     for result in process_map(_crop_study_star, jobs, workers, chunksize=2, progress=progress, desc="crops",
                               unit="study"):
         failures.extend(result["failures"])
         for kind, items in result["crops"].items():
-            for i, crop, info in items:
-                # each crop lands at its own index row, so arrival order does not matter for the .npy
-                if crop is not None:
-                    arrays[kind][i] = crop
+            for i, _, info in items:
                 geometry[kind][i] = info
     return geometry, failures
 

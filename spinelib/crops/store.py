@@ -39,28 +39,40 @@ class RowWriter:
     Rows go in by positioned writes (``os.pwrite``), not through a memory map: a map faults in every fresh page of
     the file on its own, which for the hundreds of MB of a crop store takes more than twice as long
     (``benchmarks/crops.py``). The bytes are the same. Rows never written stay zero. ``close()`` when done.
+
+    A writer can be sent to worker processes (it pickles as its path and layout; each process opens the file on
+    its first write): rows are disjoint byte ranges, so processes write their crops side by side, and the crops
+    need not travel back to the parent.
     """
 
     def __init__(self, root: Path, kind: str, shape: tuple[int, ...]):
         array = allocate(root, kind, shape)   # the .npy header and a zero-filled body
         self.shape: tuple[int, ...] = tuple(array.shape)
+        self.path = root / f"{kind}.npy"
         self._offset = int(array.offset)      # bytes of the header: row i starts at offset + i * row bytes
         del array
         self._row_bytes = int(np.prod(self.shape[1:], dtype=np.int64))
-        self._file = open(root / f"{kind}.npy", "r+b")
+        self._file = open(self.path, "r+b")
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_file": None}   # an open file does not pickle; the receiver opens its own
 
     def __setitem__(self, row: int, crop: np.ndarray) -> None:
         data = np.ascontiguousarray(crop, dtype=np.uint8)
         if data.shape != self.shape[1:] or not 0 <= row < self.shape[0]:
-            raise ValueError(f"{self._file.name}: cannot write a crop of shape {data.shape} as row {row} of "
+            raise ValueError(f"{self.path}: cannot write a crop of shape {data.shape} as row {row} of "
                              f"an array of shape {self.shape}")
+        if self._file is None:
+            self._file = open(self.path, "r+b")
         written = os.pwrite(self._file.fileno(), memoryview(data).cast("B"), self._offset + row * self._row_bytes)
         if written != data.nbytes:
-            raise OSError(f"{self._file.name}: wrote {written} of {data.nbytes} bytes of row {row}")
+            raise OSError(f"{self.path}: wrote {written} of {data.nbytes} bytes of row {row}")
 
     def close(self) -> None:
-        """Close the file; every row written is in it."""
-        self._file.close()
+        """Close this process's file; every row written is in it."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 @dataclass(frozen=True)

@@ -34,3 +34,27 @@ def test_row_writer_rejects_a_crop_of_another_shape_or_a_row_beyond_the_array(tm
     with pytest.raises(ValueError, match="as row 2 of an array of shape"):
         writer[2] = np.zeros((4, 4), dtype=np.uint8)
     writer.close()
+
+
+def _write_rows(args) -> int:
+    writer, rows = args
+    for i, crop in rows:
+        writer[i] = crop
+    return len(rows)
+
+
+def test_row_writers_sent_to_worker_processes_write_their_rows_side_by_side(tmp_path):
+    """Each worker opens the file itself (the writer pickles without its handle); rows are disjoint, so the
+    file is the same as one process writing every row."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    rng = np.random.default_rng(1)
+    crops = rng.integers(0, 256, size=(6, 5, 7), dtype=np.uint8)
+    writer = RowWriter(tmp_path, "roi", crops.shape)
+    jobs = [(writer, [(i, crops[i]) for i in rows]) for rows in ([5, 0], [2], [3, 1])]   # row 4 left out
+    with ProcessPoolExecutor(2) as pool:
+        assert sum(pool.map(_write_rows, jobs)) == 5
+    writer.close()
+    writer.close()                                  # closing twice is harmless
+    back = np.load(tmp_path / "roi.npy")
+    assert np.array_equal(back[[0, 1, 2, 3, 5]], crops[[0, 1, 2, 3, 5]]) and not back[4].any()
