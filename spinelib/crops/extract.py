@@ -213,13 +213,13 @@ def _series_needed(tasks: dict[str, list[dict]]) -> set[int]:
 
 
 def crop_study(root: Path, study_id: int, tasks: dict[str, list[dict]], cfg: CropConfig,
-               split: str = "train", writers: dict[str, RowWriter] | None = None) -> dict:
-    """Make every planned crop of one study; each needed series is read once.
+               writers: dict[str, RowWriter], split: str = "train") -> dict:
+    """Make every planned crop of one study, each needed series read once, and write each crop (uint8) to its
+    row of the store through ``writers`` (kind -> the store's :class:`RowWriter`).
 
     ``tasks`` maps a crop kind to its plan rows (dicts with ``row`` = position in
-    the kind's index). Returns ``{"crops": {kind: [(row, uint8 crop or None,
-    geometry or {"status": reason})]}, "failures": [unreadable files]}``. With ``writers`` (kind -> the
-    store's :class:`RowWriter`) each crop is written to its row here and returned as None.
+    the kind's index). Returns ``{"geometry": {kind: [(row, geometry or {"status": reason})]},
+    "failures": [unreadable files]}``.
     """
     # ---- read every needed series once ----
     volumes: dict[int, Volume] = {}
@@ -249,20 +249,16 @@ def crop_study(root: Path, study_id: int, tasks: dict[str, list[dict]], cfg: Cro
                     raise LookupError(errors.get(sid) or errors[anchor_sid])
                 anchor = volumes[anchor_sid] if spec.anchored else None
                 crop, geometry = spec.cut(volumes[sid], windows[sid], anchor, row, cfg)
-                crop = to_uint8(crop)
-                if writers is not None:
-                    writers[kind][row["row"]] = crop
-                    crop = None
-                out[kind].append((row["row"], crop, {**geometry, "status": "ok"}))
+                writers[kind][row["row"]] = to_uint8(crop)
+                out[kind].append((row["row"], {**geometry, "status": "ok"}))
             except (LookupError, ValueError) as err:
                 # str(KeyError) quotes its message: strip the quotes so the log reads like the others
-                out[kind].append((row["row"], None, {"status": str(err).strip("'\"")}))
-    return {"crops": out, "failures": [asdict(f) for f in failures]}
+                out[kind].append((row["row"], {"status": str(err).strip("'\"")}))
+    return {"geometry": out, "failures": [asdict(f) for f in failures]}
 
 
 def _crop_study_star(args: tuple) -> dict:
-    root, study_id, tasks, cfg, writers = args
-    return crop_study(root, study_id, tasks, cfg, writers=writers)
+    return crop_study(*args)
 
 
 # ---- the cohort --------------------------------------------------------------------------------------------------
@@ -282,7 +278,7 @@ def _cut_cohort(root: Path, plans: dict[str, pd.DataFrame], arrays: dict[str, Ro
 
     Returns per kind the geometry and status of each index row, and the DICOM files that could not be read.
     """
-    # per kind, index row -> geometry and status of that crop; kept in the parent, which alone writes files
+    # per kind, index row -> geometry and status of that crop; kept in the parent, which alone writes the tables
     geometry: dict[str, dict[int, dict]] = {kind: {} for kind in plans}
     failures: list[dict] = []
     # one job per study, so each series is read from disk once for all the kinds that need it; sorted by study
@@ -293,9 +289,8 @@ def _cut_cohort(root: Path, plans: dict[str, pd.DataFrame], arrays: dict[str, Ro
     for result in process_map(_crop_study_star, jobs, workers, chunksize=2, progress=progress, desc="crops",
                               unit="study"):
         failures.extend(result["failures"])
-        for kind, items in result["crops"].items():
-            for i, _, info in items:
-                geometry[kind][i] = info
+        for kind, items in result["geometry"].items():
+            geometry[kind].update(items)
     return geometry, failures
 
 

@@ -161,9 +161,15 @@ def _transfer_syntax(ds: pydicom.Dataset) -> str:
 
 
 def _dcmread(path: Path, *, stop_before_pixels: bool) -> pydicom.Dataset:
-    """pydicom's read, its many error types turned into :class:`InstanceReadError` (a missing file stays one)."""
+    """pydicom's read, its many error types turned into :class:`InstanceReadError` (a missing file stays one).
+
+    With the pixels, Explicit VR Little Endian files (native or RLE: every RSNA file) are parsed by
+    :mod:`spinelib.data.elements` to the same elements in a third of pydicom's time; any other file, or one that
+    reader refuses, by pydicom.
+    """
     try:
-        return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+        lean = None if stop_before_pixels else read_elements(path)
+        return lean if lean is not None else pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
     except FileNotFoundError:
         raise
     except Exception as exc:  # pydicom raises many types; re-raised with the reason
@@ -231,19 +237,8 @@ def _stored_pixels(ds: pydicom.Dataset) -> np.ndarray:
 
 
 def _read_stored(path: Path, describe) -> tuple[dict, np.ndarray]:
-    """Header (from ``describe``) and the stored 2-D pixel array, as decoded, of one file.
-
-    Explicit VR Little Endian files (native or RLE: every RSNA file) are parsed by :mod:`spinelib.data.elements`
-    to the same elements in a third of pydicom's time; any other file, or one that reader refuses, by pydicom.
-    """
-    try:
-        ds = read_elements(path)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise InstanceReadError(path, f"unreadable DICOM ({type(exc).__name__}: {exc})") from exc
-    if ds is None:
-        ds = _dcmread(path, stop_before_pixels=False)
+    """Header (from ``describe``) and the stored 2-D pixel array, as decoded, of one file."""
+    ds = _dcmread(path, stop_before_pixels=False)
     try:
         header = describe(ds)
     except (TypeError, ValueError) as exc:
