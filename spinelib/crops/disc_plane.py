@@ -182,7 +182,8 @@ def bilinear_affine(images: np.ndarray, matrix: np.ndarray, offset: np.ndarray, 
     grid = grid.unsqueeze(0)                                          # one grid for the stack: (1, H', W', (x, y))
     # the N images as the N channels of one image: grid_sample computes each sample's weights once for all
     # channels, three times faster than N images of one channel, and the same values
-    box = torch.from_numpy(images[:, r0:r1, c0:c1]).float().unsqueeze(0)   # (1, N, h, w), a view when float32
+    box = images[:, r0:r1, c0:c1]                                     # a view; stored integers are cast
+    box = torch.from_numpy(box if box.dtype == np.float32 else box.astype(np.float32)).unsqueeze(0)  # (1, N, h, w)
     sampled = F.grid_sample(box, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
     if r0 == 0 or c0 == 0 or r1 == height or c1 == width:            # samples may have neighbours beyond an edge
         inside = F.grid_sample(torch.ones(1, 1, h, w), grid, mode="bilinear", padding_mode="zeros",

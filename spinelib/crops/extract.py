@@ -51,8 +51,9 @@ def _windowed(crop: np.ndarray, window: Window) -> np.ndarray:
 
 
 # ---- the cuts: one function per crop kind --------------------------------------------------------------------------
-# Each takes the loaded series ``vol`` (pixels (S, H, W), raw intensities), its window, the plan row and the crop
-# sizes, and returns the crop in [0, 1] (float32) and its geometry (what the index table records beside it).
+# Each takes the loaded series ``vol`` (pixels (S, H, W), raw intensities, float32 or stored integers), its window,
+# the plan row and the crop sizes, and returns the crop in [0, 1] (float32) and its geometry (what the index table
+# records beside it). Cuts are made in float32, so that the padding takes the window's (fractional) low end.
 
 def _roi(vol: Volume, window: Window, row: dict, cfg: CropConfig) -> tuple[np.ndarray, dict]:
     """2D ROI (H, W) = ``cfg.roi_size`` centred on the coordinate, on its annotated instance."""
@@ -60,7 +61,7 @@ def _roi(vol: Volume, window: Window, row: dict, cfg: CropConfig) -> tuple[np.nd
     box = Box.centred(*cfg.roi_size)
     row0, col0 = crop_origin(x, y, box)
     # pixels outside the image take the window's low end, i.e. 0 after windowing (constant padding)
-    crop = crop_plane(vol.pixels[k], x, y, box, fill=window[0])
+    crop = crop_plane(vol.pixels[k], x, y, box, fill=window[0], dtype=np.float32)
     return _windowed(crop, window), {"slice_index": k, "row0": row0, "col0": col0}
 
 
@@ -69,7 +70,7 @@ def _bag(vol: Volume, window: Window, row: dict, cfg: CropConfig) -> tuple[np.nd
     stored at ``cfg.bag_scale`` (H, W = :meth:`CropConfig.bag_size` of the bag kind)."""
     k, y, x = vol.voxel(int(row["instance_number"]), float(row["x"]), float(row["y"]))
     box = cfg.bag_box(row["condition"])
-    stack, padded = crop_stack(vol.pixels, k, cfg.bag_slices, x, y, box, fill=window[0])
+    stack, padded = crop_stack(vol.pixels, k, cfg.bag_slices, x, y, box, fill=window[0], dtype=np.float32)
     stack = _windowed(resize_stack(stack, cfg.bag_size(BAG_KIND[row["condition"]])), window)
     row0, col0 = crop_origin(x, y, box)
     return stack, {"slice_index": k, "row0": row0, "col0": col0, "padded_slices": padded}
@@ -129,25 +130,34 @@ def disc_volume(vol: Volume, window: Window, anchor: Volume, row: dict,
     return _windowed(np.ascontiguousarray(stack), window), geometry
 
 
-def _loc(vol: Volume, window: Window, row: dict, cfg: CropConfig) -> tuple[np.ndarray, dict]:
+def _loc(vol: Volume, window: Window, anchor: Volume | None, row: dict, cfg: CropConfig,
+         memo: dict) -> tuple[np.ndarray, dict]:
     """Whole slices around the annotated instance, resized: the localiser's 2.5D input and its target.
 
     Input (loc_slices, H, W) = (cfg.loc_slices, *cfg.loc_size); target (x_norm, y_norm) = (x / width, y / height).
+    The input depends on the series and the slice alone, and every level's canal point usually lies on the same
+    slice: it is made once per study and slice and kept in ``memo`` for the other levels (the anchor is unused).
     """
     k, y, x = vol.voxel(int(row["instance_number"]), float(row["x"]), float(row["y"]))
     height, width = vol.pixels.shape[1:]
-    whole = Box.centred(height, width)  # a box covering the whole image
-    stack, padded = crop_stack(vol.pixels, k, cfg.loc_slices, (width - 1) / 2, (height - 1) / 2, whole, fill=window[0])
+    key = ("loc", vol.series_dir, k)
+    if key not in memo:
+        whole = Box.centred(height, width)  # a box covering the whole image
+        stack, padded = crop_stack(vol.pixels, k, cfg.loc_slices, (width - 1) / 2, (height - 1) / 2, whole,
+                                   fill=window[0], dtype=np.float32)
+        memo[key] = _windowed(resize_stack(stack, cfg.loc_size), window), padded
+    crop, padded = memo[key]
     geometry = {"slice_index": k, "x_norm": x / width, "y_norm": y / height, "height": height, "width": width,
                 "padded_slices": padded}
-    return _windowed(resize_stack(stack, cfg.loc_size), window), geometry
+    return crop, geometry
 
 
 # ---- the crop kinds, in one table ---------------------------------------------------------------------------------
 
-# cut(vol, window, anchor, row, cfg): ``anchor`` is the anchor series' volume for anchored kinds (disc_volume has
-# this signature), else None; point kinds wrap their cut with _point_cut
-CutFunction = Callable[[Volume, Window, Volume | None, dict, CropConfig], tuple[np.ndarray, dict]]
+# cut(vol, window, anchor, row, cfg, memo): ``anchor`` is the anchor series' volume for anchored kinds, else None;
+# ``memo`` is a dict the cuts of one study share, for work that several of its rows would repeat (the localiser's
+# inputs). Point kinds wrap their cut with _point_cut; disc_volume, which the grader calls too, with _anchored_cut.
+CutFunction = Callable[[Volume, Window, Volume | None, dict, CropConfig, dict], tuple[np.ndarray, dict]]
 PlanFunction = Callable[[pd.DataFrame, pd.DataFrame, CropConfig], pd.DataFrame]
 
 
@@ -168,10 +178,17 @@ class CropKind:
 
 
 def _point_cut(function: Callable[[Volume, Window, dict, CropConfig], tuple[np.ndarray, dict]]) -> CutFunction:
-    """A cut on the annotated point alone, in the table's signature (the anchor is unused)."""
-    def cut(vol: Volume, window: Window, anchor: Volume | None, row: dict, cfg: CropConfig) -> tuple[np.ndarray, dict]:
+    """A cut on the annotated point alone, in the table's signature (the anchor and the memo are unused)."""
+    def cut(vol: Volume, window: Window, anchor: Volume | None, row: dict, cfg: CropConfig,
+            memo: dict) -> tuple[np.ndarray, dict]:
         return function(vol, window, row, cfg)
     return cut
+
+
+def _anchored_cut(vol: Volume, window: Window, anchor: Volume | None, row: dict, cfg: CropConfig,
+                  memo: dict) -> tuple[np.ndarray, dict]:
+    """:func:`disc_volume` in the table's signature (the memo is unused)."""
+    return disc_volume(vol, window, anchor, row, cfg)
 
 
 def _bag_kind(name: str) -> CropKind:
@@ -192,10 +209,10 @@ CROP_KINDS: dict[str, CropKind] = {kind.name: kind for kind in [
              cut=_point_cut(_roi), shape=lambda cfg: tuple(cfg.roi_size)),
     # ranking study: one volume per disc and series type, centred through the spinal canal point (the anchor)
     CropKind(name="volume", plan=lambda labels, series, cfg: plan_volumes(labels, series, cfg.volume_series),
-             cut=disc_volume, shape=lambda cfg: (cfg.volume_slices, *cfg.volume_size), anchored=True),
+             cut=_anchored_cut, shape=lambda cfg: (cfg.volume_slices, *cfg.volume_size), anchored=True),
     # the localiser: whole slices around each spinal canal point, which is its regression target
     CropKind(name="loc", plan=lambda labels, series, cfg: plan_points(labels, ("spinal_canal_stenosis",)),
-             cut=_point_cut(_loc), shape=lambda cfg: (cfg.loc_slices, *cfg.loc_size)),
+             cut=_loc, shape=lambda cfg: (cfg.loc_slices, *cfg.loc_size)),
     # MIL study: one bag kind per condition group (bag_nfn, bag_scs, bag_ss)
     *[_bag_kind(name) for name in sorted(set(BAG_KIND.values()))],
 ]}
@@ -228,8 +245,9 @@ def crop_study(root: Path, study_id: int, tasks: dict[str, list[dict]], cfg: Cro
     failures: list[ReadFailure] = []
     for sid in sorted(_series_needed(tasks)):
         try:
-            # Raw intensities; the series' window is applied to the crops only, not to every voxel.
-            volumes[sid] = read_series(series_dir(root, study_id, sid, split), normalise=None)
+            # Raw intensities (the files' integers where the rescale is the identity: no float copy of the
+            # series); the series' window is applied to the crops only, not to every voxel.
+            volumes[sid] = read_series(series_dir(root, study_id, sid, split), normalise=None, stored_integers=True)
             windows[sid] = intensity_window(volumes[sid].pixels, *cfg.normalise)
             failures.extend(volumes[sid].failures)
         except (SeriesReadError, FileNotFoundError, OSError) as err:
@@ -237,6 +255,7 @@ def crop_study(root: Path, study_id: int, tasks: dict[str, list[dict]], cfg: Cro
 
     # ---- cut every planned crop; a crop that cannot be made keeps its reason as status ----
     out: dict[str, list] = {kind: [] for kind in tasks}
+    memo: dict = {}   # what the cuts of this study share (CutFunction)
     for kind, rows in tasks.items():
         spec = CROP_KINDS[kind]
         for row in rows:
@@ -248,7 +267,7 @@ def crop_study(root: Path, study_id: int, tasks: dict[str, list[dict]], cfg: Cro
                 if sid in errors or anchor_sid in errors:
                     raise LookupError(errors.get(sid) or errors[anchor_sid])
                 anchor = volumes[anchor_sid] if spec.anchored else None
-                crop, geometry = spec.cut(volumes[sid], windows[sid], anchor, row, cfg)
+                crop, geometry = spec.cut(volumes[sid], windows[sid], anchor, row, cfg, memo)
                 writers[kind][row["row"]] = to_uint8(crop)
                 out[kind].append((row["row"], {**geometry, "status": "ok"}))
             except (LookupError, ValueError) as err:
@@ -286,7 +305,7 @@ def _cut_cohort(root: Path, plans: dict[str, pd.DataFrame], arrays: dict[str, Ro
     # writes its crops into the store itself (each at its own index row, so the order of writes does not matter
     # for the .npy): only their geometry comes back, not hundreds of MB of pixels through the pool's pipes.
     jobs = [(root, study, tasks, cfg, arrays) for study, tasks in sorted(_tasks_by_study(plans).items())]
-    for result in process_map(_crop_study_star, jobs, workers, chunksize=2, progress=progress, desc="crops",
+    for result in process_map(_crop_study_star, jobs, workers, chunksize=1, progress=progress, desc="crops",
                               unit="study"):
         failures.extend(result["failures"])
         for kind, items in result["geometry"].items():

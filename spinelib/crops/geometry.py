@@ -49,18 +49,24 @@ def crop_origin(x: float, y: float, box: Box) -> tuple[int, int]:
     return int(round(y)) - box.up, int(round(x)) - box.left
 
 
-def crop_plane(image: np.ndarray, x: float, y: float, box: Box, fill: float = 0.0) -> np.ndarray:
+def crop_plane(image: np.ndarray, x: float, y: float, box: Box, fill: float = 0.0,
+               dtype: np.dtype | type | None = None) -> np.ndarray:
     """Crop ``image[..., H, W]`` around ``(x, y)``; outside the image is ``fill``.
 
-    Works on a single plane (H, W) or a stack (S, H, W): the same box on every slice.
+    Works on a single plane (H, W) or a stack (S, H, W): the same box on every slice. The crop has ``dtype``
+    (default the image's): float32 for stored integers cut with a fractional ``fill``, which the image's own
+    integer type would truncate.
     """
     row0, col0 = crop_origin(x, y, box)
     height, width = image.shape[-2:]
-    # start from the fill value and copy in only the part of the box that overlaps the image
-    out = np.full(image.shape[:-2] + (box.height, box.width), fill, dtype=image.dtype)
     # overlap in image coordinates; the same range shifted by (row0, col0) in crop coordinates
     r_lo, r_hi = max(row0, 0), min(row0 + box.height, height)
     c_lo, c_hi = max(col0, 0), min(col0 + box.width, width)
+    shape, dtype = image.shape[:-2] + (box.height, box.width), dtype or image.dtype
+    if (r_hi - r_lo, c_hi - c_lo) == (box.height, box.width):   # wholly inside: a copy, nothing to pad
+        return image[..., r_lo:r_hi, c_lo:c_hi].astype(dtype)
+    # start from the fill value and copy in only the part of the box that overlaps the image
+    out = np.full(shape, fill, dtype=dtype)
     if r_lo < r_hi and c_lo < c_hi:
         out[..., r_lo - row0 : r_hi - row0, c_lo - col0 : c_hi - col0] = image[..., r_lo:r_hi, c_lo:c_hi]
     return out
@@ -77,17 +83,20 @@ def slice_window(centre: int, n_slices: int, n_total: int) -> tuple[np.ndarray, 
 
 
 def crop_stack(volume: np.ndarray, centre: int, n_slices: int, x: float, y: float, box: Box,
-               fill: float = 0.0) -> tuple[np.ndarray, int]:
-    """Crop ``n_slices`` slices around slice ``centre`` of ``volume (S, H, W)``.
+               fill: float = 0.0, dtype: np.dtype | type | None = None) -> tuple[np.ndarray, int]:
+    """Crop ``n_slices`` slices around slice ``centre`` of ``volume (S, H, W)``, as ``dtype`` (default the
+    volume's; see :func:`crop_plane`).
 
     Slices beyond the volume are filled with ``fill``. Returns the stack and the
     number of padded slices.
     """
     index, inside = slice_window(centre, n_slices, volume.shape[0])
-    out = np.full((n_slices, box.height, box.width), fill, dtype=volume.dtype)
+    if inside.all():   # no slice to pad: the crop of the slices is the stack
+        return crop_plane(volume[index[0] : index[-1] + 1], x, y, box, fill, dtype), 0
+    out = np.full((n_slices, box.height, box.width), fill, dtype=dtype or volume.dtype)
     if inside.any():
         first, last = index[inside][0], index[inside][-1]
-        out[inside] = crop_plane(volume[first : last + 1], x, y, box, fill)  # a view: no copy of whole slices
+        out[inside] = crop_plane(volume[first : last + 1], x, y, box, fill, dtype)  # a view: no copy of whole slices
     return out, int((~inside).sum())
 
 

@@ -30,7 +30,7 @@ from pydicom.encaps import generate_frames
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
 from rle.utils import decode_frame
 
-from spinelib.data.elements import read_dataset as read_elements
+from spinelib.data.elements import RawElements, read_elements
 from spinelib.progress import progress_bar
 
 # Target sample size for percentile estimates in ``normalise_intensity``.
@@ -75,7 +75,17 @@ _GEOMETRY_TAGS: dict[str, int] = {
 }
 
 
-def _value(ds: pydicom.Dataset, tag: int):
+# A file as read: pydicom's Dataset, or the lean reader's raw elements (Explicit VR Little Endian files), which
+# answer get_item, `in` and file_meta like a Dataset and give one (`_full`) for anything else.
+Read = pydicom.Dataset | RawElements
+
+
+def _full(ds: Read) -> pydicom.Dataset:
+    """pydicom's Dataset of a file as read (the lean reader's elements made into one on demand)."""
+    return ds.dataset() if isinstance(ds, RawElements) else ds
+
+
+def _value(ds: Read, tag: int):
     """The tag's value, None when the tag is absent or empty (both mean "not given" to the callers).
 
     A decimal or integer string (every geometry tag is DS or IS) is returned as its text, split at the backslashes
@@ -89,7 +99,7 @@ def _value(ds: pydicom.Dataset, tag: int):
         text = element.value.decode("ascii").strip(" \0")
         value = text.split("\\") if "\\" in text else text
     else:
-        value = ds[tag].value   # other VRs, implicit VR files (no VR on the raw element), converted elements
+        value = _full(ds)[tag].value   # other VRs, implicit VR files (no VR on the raw element), converted ones
     return None if value in (None, "") else value
 
 
@@ -123,7 +133,7 @@ def _lenient_float(value) -> float:
         return np.nan
 
 
-def _geometry(ds: pydicom.Dataset) -> dict:
+def _geometry(ds: Read) -> dict:
     """The fields a volume needs: instance number, geometry, spacing, rescale."""
     v = {name: _value(ds, tag) for name, tag in _GEOMETRY_TAGS.items()}
     return {
@@ -138,8 +148,9 @@ def _geometry(ds: pydicom.Dataset) -> dict:
     }
 
 
-def _header(ds: pydicom.Dataset) -> dict:
+def _header(ds: Read) -> dict:
     """:func:`_geometry` plus the descriptive fields."""
+    ds = _full(ds)   # the text fields are decoded by pydicom, in the file's character set
     return {
         **_geometry(ds),
         "rows": int(ds.get("Rows", 0) or 0),
@@ -155,17 +166,27 @@ def _header(ds: pydicom.Dataset) -> dict:
     }
 
 
-def _transfer_syntax(ds: pydicom.Dataset) -> str:
+def _raw_text(ds: Read | None, tag: int) -> str:
+    """A text tag's value as read ("" when absent), without pydicom's conversion of the element (which costs more
+    than reading the file, for the few tags the hot path needs): a raw element's bytes, padding stripped."""
+    element = None if ds is None else ds.get_item(tag)
+    if element is None or element.value is None:
+        return ""
+    value = element.value
+    return value.decode("ascii", "replace").strip(" \0") if isinstance(value, bytes) else str(value)
+
+
+def _transfer_syntax(ds: Read) -> str:
     """The file's transfer syntax UID ("" without file meta): named in decode errors, where it is the usual cause."""
-    return str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", ""))
+    return _raw_text(getattr(ds, "file_meta", None), 0x00020010)
 
 
-def _dcmread(path: Path, *, stop_before_pixels: bool) -> pydicom.Dataset:
+def _dcmread(path: Path, *, stop_before_pixels: bool) -> Read:
     """pydicom's read, its many error types turned into :class:`InstanceReadError` (a missing file stays one).
 
-    With the pixels, Explicit VR Little Endian files (native or RLE: every RSNA file) are parsed by
-    :mod:`spinelib.data.elements` to the same elements in a third of pydicom's time; any other file, or one that
-    reader refuses, by pydicom.
+    With the pixels, Explicit VR Little Endian files (native or RLE: every RSNA file) are walked by
+    :mod:`spinelib.data.elements` to the same raw elements in a fraction of pydicom's time, their values converted
+    only when asked (:func:`_full`); any other file, or one that reader refuses, is read by pydicom.
     """
     try:
         lean = None if stop_before_pixels else read_elements(path)
@@ -196,7 +217,7 @@ _NATIVE_LITTLE_ENDIAN = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
 _IMAGE_PIXEL_TAGS = (0x00280002, 0x00280010, 0x00280011, 0x00280100, 0x00280101, 0x00280103)
 
 
-def _little_endian_us(ds: pydicom.Dataset, tag: int) -> int | None:
+def _little_endian_us(ds: Read, tag: int) -> int | None:
     """A US tag of a little-endian file straight from its two bytes (None when absent or empty)."""
     element = ds.get_item(tag)
     if element is None or element.value in (None, b"", ""):
@@ -204,7 +225,7 @@ def _little_endian_us(ds: pydicom.Dataset, tag: int) -> int | None:
     return int.from_bytes(element.value[:2], "little") if isinstance(element.value, bytes) else int(element.value)
 
 
-def _stored_pixels(ds: pydicom.Dataset) -> np.ndarray:
+def _stored_pixels(ds: Read) -> np.ndarray:
     """The stored pixels (rows, columns) of one file, the array ``ds.pixel_array`` gives.
 
     Native little-endian and RLE Lossless files of one frame and one sample, 8 or 16 bits allocated, are decoded
@@ -214,25 +235,26 @@ def _stored_pixels(ds: pydicom.Dataset) -> np.ndarray:
     """
     syntax = _transfer_syntax(ds)
     if syntax not in (*_NATIVE_LITTLE_ENDIAN, RLELossless):
-        return ds.pixel_array
+        return _full(ds).pixel_array
     samples, rows, columns, bits, bits_stored, signed = (_little_endian_us(ds, tag) for tag in _IMAGE_PIXEL_TAGS)
     simple = (samples in (None, 1) and _integer(_value(ds, 0x00280008) or 1) == 1 and bits in (8, 16)   # NumberOfFrames
               and signed in (0, 1) and bool(rows) and bool(columns) and bool(bits_stored)
               and (signed == 0 or bits_stored == bits))
     if not simple:
-        return ds.pixel_array
+        return _full(ds).pixel_array
     dtype = np.dtype(f"<{'i' if signed else 'u'}{bits // 8}")
     size = rows * columns
+    pixel_data = ds.get_item(0x7FE00010).value   # the raw bytes: pydicom's conversion would only copy them
     if syntax == RLELossless:
         # RLE keeps each byte plane of a 16-bit sample as its own segment; decode_frame interleaves them again
-        data = decode_frame(next(generate_frames(ds.PixelData, number_of_frames=1)), size, bits, "<")
+        data = decode_frame(next(generate_frames(pixel_data, number_of_frames=1)), size, bits, "<")
     else:
-        data = ds.PixelData
+        data = pixel_data
     if len(data) < size * dtype.itemsize:
-        return ds.pixel_array
+        return _full(ds).pixel_array
     pixels = np.frombuffer(data, dtype=dtype, count=size).reshape(rows, columns)
     if not signed and bits_stored < bits and int(pixels.max()) >> bits_stored:
-        return ds.pixel_array
+        return _full(ds).pixel_array
     return pixels
 
 
@@ -294,7 +316,10 @@ def intensity_window(pixels: np.ndarray, lower: float = 1.0, upper: float = 99.0
     """
     flat = pixels.reshape(-1)
     stride = max(1, flat.size // _PERCENTILE_SAMPLES) | 1  # odd: does not alias with even widths
-    low, high = percentiles(flat[::stride], (lower, upper))
+    sample = flat[::stride]
+    if sample.dtype.kind in "iu":   # stored integers (read_series' stored_integers): the same float32 arithmetic
+        sample = sample.astype(np.float32)   # as for the rescaled pixels, so the same window
+    low, high = percentiles(sample, (lower, upper))
     return float(low), float(high)
 
 
@@ -365,6 +390,8 @@ def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 class Volume:
     """A series as a volume in patient-geometry order (see the module docstring)."""
 
+    # (S, H, W): float32 intensities (rescaled, or windowed to [0, 1]), or the files' own integers where
+    # read_series was asked for them (stored_integers)
     pixels: np.ndarray
     instance_numbers: np.ndarray
     positions: np.ndarray
@@ -469,20 +496,15 @@ def _sort_order(positions: np.ndarray, orientations: np.ndarray, instances: np.n
     return np.lexsort((instances, along))   # by position; equal positions by instance number (deterministic)
 
 
-def _implementation_name(ds: pydicom.Dataset) -> str:
+def _implementation_name(ds: Read) -> str:
     """The file meta ``ImplementationVersionName`` (the writing software's name), "" without one.
 
     Recorded so that callers can tell who wrote a series (e.g. the phantom's stamp) without reading a file again.
     """
-    meta = getattr(ds, "file_meta", None)
-    element = None if meta is None else meta.get_item(0x00020013)   # raw: no value conversion for one name
-    if element is None or element.value is None:
-        return ""
-    value = element.value
-    return value.decode("ascii", "replace").strip(" \0") if isinstance(value, bytes) else str(value)
+    return _raw_text(getattr(ds, "file_meta", None), 0x00020013)
 
 
-def _series_header(ds: pydicom.Dataset) -> dict:
+def _series_header(ds: Read) -> dict:
     """:func:`_geometry` plus the writer's implementation name: what :func:`read_series` keeps of each header."""
     return {**_geometry(ds), "implementation_version_name": _implementation_name(ds)}
 
@@ -572,13 +594,23 @@ def _geometric_order(headers: list[dict]) -> tuple[np.ndarray, np.ndarray, np.nd
     return order, positions[order], orientations[order], instances[order]
 
 
+def _identity_rescale(headers: list[dict], images: list[np.ndarray]) -> bool:
+    """True when every slice is stored as integers whose rescale is the identity (slope 1, intercept 0): then the
+    stored values are the intensities, and each one is exact in float32 (16-bit integers, below 2**24)."""
+    return all(h["rescale_slope"] == 1.0 and h["rescale_intercept"] == 0.0 for h in headers) and all(
+        image.dtype.kind in "iu" and image.dtype.itemsize <= 2 for image in images)
+
+
 def _stack_pixels(headers: list[dict], images: list[np.ndarray], order: np.ndarray,
-                  normalise: tuple[float, float] | None) -> np.ndarray:
+                  normalise: tuple[float, float] | None, stored_integers: bool = False) -> np.ndarray:
     """(S, H, W) float32 of the slices in ``order``, rescaled, and windowed over the whole series if ``normalise``.
 
     Filled slice by slice: one float32 array for the series, no per-slice temporaries. One window for the whole
-    series (not per slice) keeps slices comparable in brightness.
+    series (not per slice) keeps slices comparable in brightness. With ``stored_integers`` (and no ``normalise``)
+    a series whose rescale is the identity keeps the files' integers instead (see :func:`read_series`).
     """
+    if stored_integers and normalise is None and _identity_rescale(headers, images):
+        return np.stack([images[i] for i in order])   # one common integer type (numpy promotes mixed ones)
     pixels = np.empty((len(order), *images[0].shape), dtype=np.float32)
     for k, i in enumerate(order):
         _rescale_into(pixels[k], images[i], headers[i])
@@ -607,6 +639,7 @@ def read_series(
     *,
     normalise: tuple[float, float] | None = (1.0, 99.0),
     progress: bool = False,
+    stored_integers: bool = False,
 ) -> Volume:
     """Read every ``*.dcm`` of a series folder once into a :class:`Volume`.
 
@@ -614,7 +647,12 @@ def read_series(
     normal. Unreadable files, files without geometry, and slices whose matrix
     differs from the series' most common one are skipped and listed in
     ``Volume.failures``. ``normalise=(lower, upper)`` windows the whole series
-    with :func:`normalise_intensity`; ``None`` keeps rescaled intensities.
+    with :func:`normalise_intensity`; ``None`` keeps rescaled intensities
+    (float32). With ``normalise=None`` and ``stored_integers``, a series
+    whose every slice has the identity rescale (most MR) keeps the files'
+    integer type: the same intensities, exact in float32, in half the
+    memory and without a float copy of every voxel (crop extraction casts
+    only the pixels it cuts).
     Raises :class:`SeriesReadError` when no slice is usable.
     """
     series_dir = Path(series_dir)
@@ -627,7 +665,7 @@ def read_series(
     order, positions, orientations, instances = _geometric_order(headers)
     first = headers[order[0]]   # spacing is taken from the first slice in sorted order
     return Volume(
-        pixels=_stack_pixels(headers, images, order, normalise),
+        pixels=_stack_pixels(headers, images, order, normalise, stored_integers),
         instance_numbers=instances,
         positions=positions,
         # copies of the first slice's orientation and spacing, so that the Volume owns its arrays

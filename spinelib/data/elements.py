@@ -2,9 +2,11 @@
 
 Every RSNA file and every phantom file is encoded so. pydicom's ``dcmread`` parses such a file element by element
 in Python, with checks and hooks at each one; for a small MR slice that costs about as much as decoding its
-pixels (``benchmarks/crops.py``). :func:`read_dataset` walks the same bytes with one ``struct`` call per element
-and hands pydicom a :class:`pydicom.Dataset` of the same raw elements (``RawDataElement``: tag, VR, value bytes),
-so that everything downstream (value conversion, ``ds.pixel_array``) is pydicom's own.
+pixels (``benchmarks/crops.py``). :func:`read_elements` walks the same bytes with one ``struct`` call per element
+and records where each element's value lies (:class:`RawElements`), converting nothing: the few tags a caller
+reads are taken as raw bytes (``get_item`` gives pydicom's ``RawDataElement``: tag, VR, value bytes), and
+:meth:`RawElements.dataset` hands pydicom a :class:`pydicom.Dataset` of the same raw elements for everything else
+(value conversion, ``pixel_array``), so that anything beyond the raw bytes is pydicom's own.
 
 The walk is deliberately narrow. It returns ``None``, and the caller reads the file with pydicom instead,
 for anything outside its lane: no ``DICM`` preamble, another transfer syntax (implicit VR, big endian, deflate,
@@ -23,6 +25,7 @@ import struct
 from pathlib import Path
 
 import pydicom
+from pydicom.charset import convert_encodings
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.tag import BaseTag
@@ -39,6 +42,7 @@ SYNTAXES = (ExplicitVRLittleEndian, RLELossless)
 
 UNDEFINED = 0xFFFFFFFF
 PIXEL_DATA = 0x7FE00010
+TRANSFER_SYNTAX, SPECIFIC_CHARACTER_SET = 0x00020010, 0x00080005
 ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD   # the delimiter "tags" (group FFFE)
 
 _SHORT = struct.Struct("<HH2sH")        # group, element, VR, 2-byte length
@@ -77,7 +81,8 @@ def _delimited_end(data: bytes, pos: int, nested: bool) -> tuple[int, int]:
 def _walk(data: bytes, pos: int, end: int, out: dict | None, *, item: bool = False, group_only: int | None = None
           ) -> int:
     """Walk explicit VR little-endian elements from ``pos``; put each top-level non-sequence element into ``out``
-    (tag -> RawDataElement) when ``out`` is given. Returns the position where the walk stopped.
+    when ``out`` is given, as tag -> (VR, length as stored, start and end of its value in ``data``). Returns the
+    position where the walk stopped.
 
     Stops at ``end``, at an item delimiter when ``item`` (an undefined-length item's end, returned past it), or,
     with ``group_only``, at the first element of another group (the file meta group 0002 ends so).
@@ -115,30 +120,84 @@ def _walk(data: bytes, pos: int, end: int, out: dict | None, *, item: bool = Fal
             if vr == b"SQ":
                 continue
         if out is not None:
-            key = BaseTag(tag)
-            out[key] = RawDataElement(key, name, UNDEFINED if length == UNDEFINED else length,
-                                      data[start:value_end], start, False, True)
+            out[tag] = (name, length, start, value_end)
     return pos
 
 
-def read_dataset(path: Path) -> pydicom.Dataset | None:
-    """The file's top-level elements (sequences left out) as a pydicom Dataset with its ``file_meta``, read as
-    pydicom would; None when the file is not an Explicit VR Little Endian file with a preamble (module
-    docstring), so the caller reads it with pydicom."""
+class RawElements:
+    """The top-level elements of one file as walked (sequences left out), none converted: the hot path reads a few
+    tags straight from their bytes, the rest goes through :meth:`dataset`.
+
+    Answers the part of pydicom's ``Dataset`` interface that :mod:`spinelib.data.dicom` uses on raw elements:
+    ``get_item(tag)`` (a ``RawDataElement``, or None), ``tag in elements`` and ``file_meta`` (the group 0002
+    elements, alike).
+    """
+
+    def __init__(self, data: bytes, spans: dict[int, tuple[str, int, int, int]],
+                 file_meta: RawElements | None = None):
+        self._data = data      # the whole file
+        self._spans = spans    # tag -> (VR, length as stored, value start, value end)
+        self.file_meta = file_meta
+        self._dataset: Dataset | None = None
+
+    def __contains__(self, tag: int) -> bool:
+        return tag in self._spans
+
+    def get_item(self, tag: int) -> RawDataElement | None:
+        """The element as pydicom's reader would hold it before converting its value, or None when absent."""
+        span = self._spans.get(tag)
+        if span is None:
+            return None
+        vr, length, start, end = span
+        return RawDataElement(BaseTag(tag), vr, length, self._data[start:end], start, False, True)
+
+    def elements(self) -> dict[BaseTag, RawDataElement]:
+        """Every element, keyed by tag."""
+        return {BaseTag(tag): self.get_item(tag) for tag in self._spans}
+
+    def dataset(self) -> Dataset:
+        """The pydicom Dataset of these elements, with its ``file_meta`` and encoding, as ``dcmread`` gives it
+        (built once, on the first call)."""
+        if self._dataset is None:
+            ds = Dataset(self.elements())
+            if self.file_meta is not None:
+                ds.file_meta = FileMetaDataset(self.file_meta.elements())
+            # the encoding pydicom's reader records: the file's SpecificCharacterSet when it has one, else the default
+            charset = self.get_item(SPECIFIC_CHARACTER_SET)
+            ds.set_original_encoding(False, True, ds._parent_encoding if charset is None else _encodings(charset.value))
+            self._dataset = ds
+        return self._dataset
+
+
+def read_elements(path: Path) -> RawElements | None:
+    """The file's top-level elements (sequences left out) and file meta, walked as pydicom would read them; None
+    when the file is not an Explicit VR Little Endian file with a preamble (module docstring), so the caller reads
+    it with pydicom."""
     data = Path(path).read_bytes()
     if data[128:132] != b"DICM":
         return None
     try:
-        meta_elements: dict = {}
-        pos = _walk(data, 132, len(data), meta_elements, group_only=0x0002)
-        meta = FileMetaDataset(meta_elements)
-        if meta.get("TransferSyntaxUID") not in SYNTAXES:
+        meta: dict = {}
+        pos = _walk(data, 132, len(data), meta, group_only=0x0002)
+        syntax = meta.get(TRANSFER_SYNTAX)
+        # the UID's raw bytes (UI values are padded with a NUL to an even length): no pydicom conversion needed
+        if syntax is None or data[syntax[2]:syntax[3]].decode("ascii").rstrip("\0 ") not in SYNTAXES:
             return None
-        elements: dict = {}
-        _walk(data, pos, len(data), elements)
+        spans: dict = {}
+        _walk(data, pos, len(data), spans)
     except (_Refused, struct.error, UnicodeDecodeError, ValueError):
         return None
-    ds = Dataset(elements)
-    ds.file_meta = meta
-    ds.set_original_encoding(False, True, ds._character_set)
-    return ds
+    return RawElements(data, spans, RawElements(data, meta))
+
+
+def read_dataset(path: Path) -> pydicom.Dataset | None:
+    """:func:`read_elements` as a pydicom Dataset (None for a file it does not take)."""
+    raw = read_elements(path)
+    return None if raw is None else raw.dataset()
+
+
+def _encodings(raw: bytes) -> list[str]:
+    """Python codecs of a raw SpecificCharacterSet (CS, values split at backslashes), as pydicom's reader derives
+    them (``convert_encodings``), without its conversion of the element (which costs more than walking the file)."""
+    names = [name.strip(" \0") for name in raw.decode("ascii").split("\\")]
+    return convert_encodings(names[0] if len(names) == 1 else names)

@@ -133,3 +133,55 @@ def test_disc_volume_on_its_own_anchor_is_the_stored_t2_volume(cohort, tmp_path)
     stack, geometry = disc_volume(volume, window, volume, row.to_dict(), SMALL)
     assert stack.shape == (SMALL.volume_slices, *SMALL.volume_size)
     np.testing.assert_array_equal(to_uint8(stack), stacks[first_t2])
+
+
+def test_every_cut_of_stored_integers_equals_the_cut_of_float_intensities(cohort):
+    """Extraction cuts from the files' integers (read_series' stored_integers): every kind's crops and geometry
+    are those cut from the float32 intensities, so the store does not depend on the choice."""
+    from spinelib.data.dicom import intensity_window
+    from spinelib.data.rsna import read_dataset
+
+    dataset = read_dataset(cohort)
+    reads = {}
+
+    def volume(study: int, series: int, integers: bool):
+        key = (study, series, integers)
+        if key not in reads:
+            reads[key] = read_series(series_dir(cohort, study, series), normalise=None, stored_integers=integers)
+        return reads[key]
+
+    cut = 0
+    for name, kind in CROP_KINDS.items():
+        for row in kind.plan(dataset.labels, dataset.series, SMALL).dropna(subset=["series_id"]).to_dict("records"):
+            crops = []
+            for integers in (False, True):
+                vol = volume(int(row["study_id"]), int(row["series_id"]), integers)
+                anchor = volume(int(row["study_id"]), int(row["anchor_series_id"]), integers) if kind.anchored else None
+                crops.append(kind.cut(vol, intensity_window(vol.pixels, *SMALL.normalise), anchor, row, SMALL, {}))
+            assert reads[(int(row["study_id"]), int(row["series_id"]), True)].pixels.dtype.kind == "u"
+            np.testing.assert_array_equal(crops[0][0], crops[1][0], err_msg=name)
+            assert crops[0][1] == crops[1][1], name
+            cut += 1
+    assert cut >= len(CROP_KINDS)
+
+
+
+def test_localiser_inputs_of_one_slice_are_made_once_and_keep_their_own_targets(cohort):
+    """Two canal points on one slice share the input (cut once per study, through the memo), not the target."""
+    from spinelib.data.dicom import intensity_window
+    from spinelib.data.rsna import read_dataset
+
+    dataset = read_dataset(cohort)
+    rows = CROP_KINDS["loc"].plan(dataset.labels, dataset.series, SMALL).to_dict("records")
+    first, second = [r for r in rows if r["study_id"] == 1001][:2]   # L1/L2 and L4/L5, both on instance 2
+    assert (first["series_id"], first["instance_number"]) == (second["series_id"], second["instance_number"])
+    vol = read_series(series_dir(cohort, 1001, int(first["series_id"])), normalise=None, stored_integers=True)
+    window = intensity_window(vol.pixels, *SMALL.normalise)
+    memo: dict = {}
+    cut = CROP_KINDS["loc"].cut
+    (a, geometry_a), (b, geometry_b) = (cut(vol, window, None, r, SMALL, memo) for r in (first, second))
+    assert len(memo) == 1 and a is b
+    np.testing.assert_array_equal(b, cut(vol, window, None, second, SMALL, {})[0])
+    assert geometry_a["y_norm"] != geometry_b["y_norm"]
+    assert {k: v for k, v in geometry_a.items() if k not in ("x_norm", "y_norm")} == \
+        {k: v for k, v in geometry_b.items() if k not in ("x_norm", "y_norm")}

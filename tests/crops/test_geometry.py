@@ -38,6 +38,16 @@ def test_outside_the_image_is_constant_padding():
     assert patch[3:, 3:].sum() == 9
 
 
+def test_integer_images_cut_as_float32_keep_a_fractional_fill():
+    """Stored integers are cut as float32, so the padding is the window's low end, not its truncation."""
+    image = np.arange(100, dtype=np.uint16).reshape(10, 10)
+    patch = crop_plane(image, 0, 0, Box.centred(4, 4), fill=2.5, dtype=np.float32)
+    assert patch.dtype == np.float32 and patch[0, 0] == 2.5 and patch[2, 2] == 0.0
+    stack, _ = crop_stack(image[None], centre=0, n_slices=3, x=9, y=9, box=Box.centred(4, 4), fill=2.5,
+                          dtype=np.float32)
+    assert stack.dtype == np.float32 and stack[0].max() == 2.5 and stack[1, 2, 2] == 99.0
+
+
 def test_crop_stack_pads_missing_slices_and_centres_the_window():
     volume = np.stack([np.full((8, 8), k, dtype=np.float32) for k in range(4)])
     stack, padded = crop_stack(volume, centre=0, n_slices=5, x=4, y=4, box=Box.centred(4, 4), fill=-1)

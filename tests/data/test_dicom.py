@@ -25,13 +25,14 @@ from spinelib.data.dicom import (
     _integer,
     _stored_pixels,
     cross,
+    intensity_window,
     normalise_intensity,
     percentiles,
     read_header,
     read_instance,
     read_series,
 )
-from spinelib.data.elements import read_dataset as read_elements
+from spinelib.data.elements import read_elements
 
 
 def test_slices_sorted_by_position_not_name_or_instance(sagittal_series, rsna):
@@ -48,6 +49,28 @@ def test_slices_sorted_by_position_not_name_or_instance(sagittal_series, rsna):
     assert volume.slice_spacing == pytest.approx(3.5)
     assert volume.failures == []
     assert volume.instance_numbers.dtype == np.int64
+
+
+def test_stored_integers_are_the_rescaled_intensities_and_give_the_same_window(sagittal_series):
+    """Crop extraction keeps the files' integers (no float copy of every voxel): the same values, window too."""
+    folder, _, _ = sagittal_series
+    floats, ints = read_series(folder, normalise=None), read_series(folder, normalise=None, stored_integers=True)
+    assert floats.pixels.dtype == np.float32 and ints.pixels.dtype == np.uint16
+    np.testing.assert_array_equal(ints.pixels, floats.pixels)
+    assert intensity_window(ints.pixels) == intensity_window(floats.pixels)
+    # a normalised read ignores the flag: windowed floats as always
+    assert read_series(folder, stored_integers=True).pixels.dtype == np.float32
+
+
+def test_stored_integers_fall_back_to_floats_when_a_slice_is_rescaled(sagittal_series, rsna):
+    folder, _, _ = sagittal_series
+    rescaled = sorted(folder.glob("*.dcm"))[0]
+    header = read_header(rescaled)
+    rsna.write_dicom(rescaled, pydicom.dcmread(rescaled).pixel_array, instance_number=header["instance_number"],
+                     position=tuple(header["position"]), rescale=(2.0, -5.0))
+    volume = read_series(folder, normalise=None, stored_integers=True)
+    assert volume.pixels.dtype == np.float32
+    np.testing.assert_array_equal(volume.pixels, read_series(folder, normalise=None).pixels)
 
 
 def test_series_is_normalised_to_unit_range(sagittal_series):

@@ -25,6 +25,7 @@ def _same_as_pydicom(path) -> None:
         assert lean[tag].VR == full[tag].VR, tag
         assert lean[tag].value == full[tag].value, tag
     assert lean.file_meta == full.file_meta
+    assert lean.original_character_set == full.original_character_set
     assert np.array_equal(lean.pixel_array, full.pixel_array)   # pydicom decodes the lean dataset too
 
 
@@ -33,6 +34,20 @@ def test_reads_the_elements_pydicom_reads(tmp_path, rsna, syntax):
     pixels = rsna.slice_pixels(2)
     path = rsna.write_dicom(tmp_path / "a.dcm", pixels, instance_number=3, position=(1.0, 2.0, 3.0),
                             transfer_syntax=syntax, rescale=(2.0, -5.0))
+    _same_as_pydicom(path)
+
+
+@pytest.mark.parametrize("charset", [None, "ISO_IR 100", ["", "ISO 2022 IR 87"], ["ISO 2022 IR 6", "ISO 2022 IR 100"]])
+def test_character_set_is_recorded_as_pydicom_records_it(tmp_path, rsna, charset):
+    """The encoding is derived from the raw SpecificCharacterSet (absent, one value, several, an empty first)."""
+    path = rsna.write_dicom(tmp_path / "a.dcm", rsna.slice_pixels(1), instance_number=1, position=(0.0, 0.0, 0.0))
+    ds = pydicom.dcmread(path)
+    if charset is None:
+        ds.pop(0x00080005, None)
+    else:
+        ds.SpecificCharacterSet = charset
+    ds.save_as(path, enforce_file_format=True)
+    assert (read_dataset(path).get_item(0x00080005) is None) == (charset is None)
     _same_as_pydicom(path)
 
 
