@@ -134,9 +134,10 @@ class RawElements:
     """
 
     def __init__(self, data: bytes, spans: dict[int, tuple[str, int, int, int]],
-                 file_meta: RawElements | None = None):
-        self._data = data      # the whole file
+                 file_meta: RawElements | None = None, pixel_data: bytes | None = None):
+        self._data = data      # the file's bytes (up to its pixel data, when that is given apart)
         self._spans = spans    # tag -> (VR, length as stored, value start, value end)
+        self._pixel_data = pixel_data
         self.file_meta = file_meta
         self._dataset: Dataset | None = None
 
@@ -149,7 +150,8 @@ class RawElements:
         if span is None:
             return None
         vr, length, start, end = span
-        return RawDataElement(BaseTag(tag), vr, length, self._data[start:end], start, False, True)
+        value = self._pixel_data if tag == PIXEL_DATA and self._pixel_data is not None else self._data[start:end]
+        return RawDataElement(BaseTag(tag), vr, length, value, start, False, True)
 
     def elements(self) -> dict[BaseTag, RawDataElement]:
         """Every element, keyed by tag."""
@@ -187,7 +189,15 @@ def read_elements(path: Path) -> RawElements | None:
         _walk(data, pos, len(data), spans)
     except (_Refused, struct.error, UnicodeDecodeError, ValueError):
         return None
-    return RawElements(data, spans, RawElements(data, meta))
+    pixel = spans.get(PIXEL_DATA)
+    if pixel is not None and all(end <= pixel[2] for tag, (*_, end) in spans.items() if tag != PIXEL_DATA):
+        # The pixel data (the bulk of the file) as its own bytes and the header bytes before it: the file's buffer is
+        # freed here, as pydicom frees it. Kept whole, it would live until the caller drops the elements, and the
+        # allocator then serves every decoded frame from fresh pages (check-data read twice as slowly).
+        pixel_data, data = data[pixel[2]:pixel[3]], data[:pixel[2]]
+    else:
+        pixel_data = None   # elements after the pixel data (a signature, padding): the file is kept whole
+    return RawElements(data, spans, RawElements(data, meta), pixel_data)
 
 
 def read_dataset(path: Path) -> pydicom.Dataset | None:

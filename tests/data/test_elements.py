@@ -11,7 +11,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
 
 from spinelib.data import dicom
-from spinelib.data.elements import read_dataset
+from spinelib.data.elements import read_dataset, read_elements
 
 
 def _same_as_pydicom(path) -> None:
@@ -129,3 +129,15 @@ def test_a_truncated_file_still_gets_pydicoms_reason(tmp_path, rsna):
     path.write_bytes(path.read_bytes()[:-10])
     with pytest.raises(dicom.InstanceReadError, match="a.dcm"):
         dicom.read_instance(path)
+
+
+def test_an_element_after_the_pixel_data_is_read_as_pydicom_reads_it(tmp_path, rsna):
+    """The pixel data is usually last (and then kept apart from the header bytes); trailing padding is read too."""
+    path = rsna.write_dicom(tmp_path / "a.dcm", rsna.slice_pixels(1), instance_number=1, position=(0.0, 0.0, 0.0))
+    assert read_elements(path)._pixel_data is not None
+    ds = pydicom.dcmread(path)
+    ds.add_new(0xFFFCFFFC, "OB", b"\0\0\0\0")   # Data Set Trailing Padding, after (7FE0,0010)
+    ds.save_as(path, enforce_file_format=True)
+    raw = read_elements(path)
+    assert raw._pixel_data is None and raw.get_item(0xFFFCFFFC).value == b"\0\0\0\0"
+    _same_as_pydicom(path)
