@@ -161,9 +161,9 @@ def bilinear_affine(images: np.ndarray, matrix: np.ndarray, offset: np.ndarray, 
 
     One ``grid_sample`` call for the whole stack, about ten times faster than scipy's ``affine_transform`` slice
     by slice, which computes the same (tested, to float32 rounding of the coordinates). It reads only the box of
-    pixels the samples touch, a view of the images (so the cost does not grow with the matrix), and pads it with
+    pixels the samples touch, copied alone (so the cost does not grow with the matrix), and pads it with
     zeros: a sample is then Σ w v over its neighbours inside the images, and adding fill × (1 − Σ w), the weight
-    of its neighbours outside (the same sampling of ones), gives the fill padding without copying the pixels.
+    of its neighbours outside (the same sampling of ones), gives the fill padding without a padded copy.
     torch takes coordinates normalised to the box, −1 and 1 at the outer edges of its first and last pixel
     (align_corners=False): box pixel (row, col) is (x, y) = ((2 col + 1) / w − 1, (2 row + 1) / h − 1).
     """
@@ -182,8 +182,9 @@ def bilinear_affine(images: np.ndarray, matrix: np.ndarray, offset: np.ndarray, 
     grid = grid.unsqueeze(0)                                          # one grid for the stack: (1, H', W', (x, y))
     # the N images as the N channels of one image: grid_sample computes each sample's weights once for all
     # channels, three times faster than N images of one channel, and the same values
-    box = images[:, r0:r1, c0:c1]                                     # a view; stored integers are cast
-    box = torch.from_numpy(box if box.dtype == np.float32 else box.astype(np.float32)).unsqueeze(0)  # (1, N, h, w)
+    # (1, N, h, w): a contiguous float32 copy of the box alone (stored integers cast; grid_sample also reads a
+    # contiguous box faster than a strided view of the whole images)
+    box = torch.from_numpy(np.ascontiguousarray(images[:, r0:r1, c0:c1], dtype=np.float32)).unsqueeze(0)
     sampled = F.grid_sample(box, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
     if r0 == 0 or c0 == 0 or r1 == height or c1 == width:            # samples may have neighbours beyond an edge
         inside = F.grid_sample(torch.ones(1, 1, h, w), grid, mode="bilinear", padding_mode="zeros",

@@ -24,7 +24,6 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-import pydicom
 from pydicom.charset import convert_encodings
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -198,12 +197,6 @@ def read_elements(path: Path) -> RawElements | None:
     else:
         pixel_data = None   # elements after the pixel data (a signature, padding): the file is kept whole
     return RawElements(data, spans, RawElements(data, meta), pixel_data)
-
-
-def read_dataset(path: Path) -> pydicom.Dataset | None:
-    """:func:`read_elements` as a pydicom Dataset (None for a file it does not take)."""
-    raw = read_elements(path)
-    return None if raw is None else raw.dataset()
 
 
 def _encodings(raw: bytes) -> list[str]:

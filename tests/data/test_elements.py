@@ -11,7 +11,13 @@ from pydicom.dataset import Dataset
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
 
 from spinelib.data import dicom
-from spinelib.data.elements import read_dataset, read_elements
+from spinelib.data.elements import read_elements
+
+
+def read_dataset(path) -> pydicom.Dataset | None:
+    """The lean reader's elements as pydicom's Dataset (None for a file it refuses)."""
+    raw = read_elements(path)
+    return None if raw is None else raw.dataset()
 
 
 def _same_as_pydicom(path) -> None:
